@@ -1,0 +1,15 @@
+"""Sub-commands of `atelier`. Each module exposes `register(app)`."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+import typer
+
+# Add a module name here when it gains a `register(app)` function.
+COMMAND_MODULES: tuple[str, ...] = ("config",)
+
+
+def register_commands(app: typer.Typer) -> None:
+    for name in COMMAND_MODULES:
+        import_module(f"atelier.commands.{name}").register(app)

@@ -1,0 +1,61 @@
+"""Shared CLI plumbing: one-line errors with exit code 2 instead of tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+USER_ERROR_EXIT = 2
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line and return the exit to raise (`raise fail(...)`)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(USER_ERROR_EXIT)
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean bad input or an unreachable service, not a bug.
+
+    Looked up from modules already imported, so that a light command such as
+    `atelier stylize` never pays for importing SQLAlchemy, boto3 or Prefect.
+    """
+    names = {
+        "style_engine.errors": ("InvalidInputError", "TransientError"),
+        "db.errors": ("CatalogError",),
+        "storage.errors": ("StorageError",),
+        "sqlalchemy.exc": ("OperationalError",),
+    }
+    found: list[type[BaseException]] = []
+    for module_name, class_names in names.items():
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.extend(getattr(module, name) for name in class_names if hasattr(module, name))
+    return tuple(found)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn known error types into one clear line and exit code 2."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if isinstance(exc, _user_error_types()):
+            raise fail(_one_line(exc)) from None
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if exc.__class__.__module__.startswith("sqlalchemy"):
+        text = text.split("(Background on this error")[0].strip()
+    return text or exc.__class__.__name__

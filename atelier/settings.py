@@ -1,0 +1,58 @@
+"""The one place that reads the environment.
+
+Settings are read once at the edges (the CLI and flow entry points); everything below
+receives explicit values, so that tests and library users never depend on ambient state.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Effective configuration, from `ATELIER_*` variables and an optional `.env` file.
+
+    S3 credentials are deliberately absent: boto3 takes them from the standard AWS chain,
+    so they can never leak into the catalog, the logs or `atelier config`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./.atelier/catalog.db"
+    store_url: str = "file://./.atelier/artifacts"
+    s3_endpoint_url: str | None = None
+    cache_dir: str = "./.atelier/cache"
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    gpu_slots: int = Field(default=1, ge=1)
+    vgg_weights: str = "caffe"
+    max_image_pixels: int = Field(default=64_000_000, ge=1)
+    lease_seconds: int = Field(default=1800, ge=10)
+    nightly_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    work_pool: str = "atelier"
+
+    @field_validator("s3_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password of a URL such as postgresql://user:secret@host/db."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
