@@ -1,0 +1,169 @@
+"""Atomic job claiming with leases.
+
+A job is claimable when it is `pending`, or `running` with an expired lease (its worker
+died), and it still has attempts left. Claiming sets the lease and counts an attempt.
+
+PostgreSQL: one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`, so
+concurrent claimers pass over each other's rows instead of waiting or double-claiming.
+SQLite: the same UPDATE inside a `BEGIN IMMEDIATE` transaction (see db.session), which
+holds the database's single write lock from the first read, so no two claimers interleave.
+
+A running job whose lease expired after its last allowed attempt is marked failed
+(`LeaseExpired`) instead, and the orphaned run of a re-claimed job is closed as failed, so
+run history never shows a run "running" forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import CTE, ColumnElement, Select, and_, exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.errors import InvalidRequest, LeaseLost
+from db.images import normalize_tags
+from db.models import ImageTag, Job, JobStatus, JobStyle, Run, RunStatus, utcnow
+from db.session import Catalog
+
+LEASE_EXPIRED = "LeaseExpired"
+
+
+def _expired(now: datetime) -> ColumnElement[bool]:
+    return and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return and_(or_(Job.status == JobStatus.PENDING, _expired(now)), Job.attempts < Job.max_attempts)
+
+
+def _filters(
+    job_ids: Sequence[int] | None,
+    methods: Sequence[str] | None,
+    tags: Sequence[str] | None,
+    min_priority: int | None,
+) -> list[ColumnElement[bool]]:
+    """Restrictions on which jobs to claim. `tags` match a tag on the content or any style image."""
+    conditions: list[ColumnElement[bool]] = []
+    if job_ids is not None:
+        conditions.append(Job.id.in_(list(job_ids)))
+    if methods is not None:
+        conditions.append(Job.method.in_(list(methods)))
+    if min_priority is not None:
+        conditions.append(Job.priority >= min_priority)
+    if tags is not None:
+        wanted = normalize_tags(tags)
+        tagged = ImageTag.tag.in_(wanted)
+        conditions.append(
+            or_(
+                exists().where(ImageTag.image_id == Job.content_id, tagged),
+                exists().where(JobStyle.job_id == Job.id, JobStyle.image_id == ImageTag.image_id, tagged),
+            )
+        )
+    return conditions
+
+
+def claim_jobs(
+    catalog: Catalog,
+    n: int,
+    worker: str,
+    lease_seconds: float,
+    *,
+    job_ids: Sequence[int] | None = None,
+    methods: Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
+    min_priority: int | None = None,
+) -> list[int]:
+    """Claim up to `n` jobs for `worker` (highest priority, then oldest first); returns their ids."""
+    if n < 1:
+        raise InvalidRequest(f"claim at least one job, not {n}")
+    if lease_seconds <= 0:
+        raise InvalidRequest(f"the lease must be positive, not {lease_seconds} s")
+    now = utcnow()
+    conditions = _filters(job_ids, methods, tags, min_priority)
+    with catalog.session() as session:
+        _fail_exhausted_leases(session, now, catalog.dialect)
+        picked = (
+            select(Job.id)
+            .where(_claimable(now), *conditions)
+            .order_by(Job.priority.desc(), Job.id)
+            .limit(n)
+        )
+        claimed = list(
+            session.scalars(
+                update(Job)
+                .where(Job.id == _locked(picked, catalog.dialect).c.id, _claimable(now))
+                .values(
+                    status=JobStatus.RUNNING,
+                    claimed_by=worker,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=Job.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if claimed:
+            _close_orphaned_runs(session, claimed, now, "lease expired; the job was claimed again")
+    return sorted(claimed)
+
+
+def _locked(query: Select[tuple[int]], dialect: str) -> CTE:
+    """The ids to update, as a CTE evaluated once.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED (other claimers' rows are passed
+    over) and the CTE is MATERIALIZED: an `IN (subquery ... LIMIT n)` may be re-evaluated
+    by the planner and then update more than n rows.
+    """
+    if dialect != "postgresql":
+        return query.cte("picked")
+    return query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+
+
+def _fail_exhausted_leases(session: Session, now: datetime, dialect: str) -> None:
+    """Expired leases on jobs without attempts left: the job fails instead of hanging."""
+    stuck = select(Job.id).where(_expired(now), Job.attempts >= Job.max_attempts)
+    message = "the worker's lease expired on its last attempt"
+    failed = list(
+        session.scalars(
+            update(Job)
+            .where(Job.id == _locked(stuck, dialect).c.id, _expired(now))
+            .values(
+                status=JobStatus.FAILED,
+                claimed_by=None,
+                lease_expires_at=None,
+                last_error_type=LEASE_EXPIRED,
+                last_error_message=message,
+                updated_at=now,
+            )
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if failed:
+        _close_orphaned_runs(session, failed, now, message)
+
+
+def _close_orphaned_runs(session: Session, job_ids: list[int], now: datetime, message: str) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.job_id.in_(job_ids), Run.status == RunStatus.RUNNING)
+        .values(status=RunStatus.FAILED, finished_at=now, error_type=LEASE_EXPIRED, error_message=message)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float) -> datetime:
+    """Extend a held lease (call it well within the lease); raises LeaseLost if not held."""
+    expires = utcnow() + timedelta(seconds=lease_seconds)
+    with catalog.session() as session:
+        renewed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker)
+            .values(lease_expires_at=expires)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if not renewed:
+        raise LeaseLost(f"job {job_id} is no longer claimed by {worker}")
+    return expires

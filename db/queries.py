@@ -1,0 +1,384 @@
+"""The questions users ask of the catalog, as functions returning plain dicts.
+
+Plain dicts (JSON-ready apart from datetimes) serve the CLI's tables, its `--json` output
+and, later, a web page, without leaking sessions or lazy loads into callers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from db.errors import InvalidRequest, NotFound
+from db.images import find_image, normalize_tags
+from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStyle, Run, RunStatus
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Common filters; each query applies those that make sense for it.
+
+    Several tags must all match: on an image itself, or for jobs, runs and artworks, each
+    on some input image (content or style).
+    `style` and `content` are image references (id, sha256 prefix, title or file name);
+    `artist` matches any input image of a job; `title` is a case-insensitive substring;
+    `sort` is a key of the query's SORTS, with a leading `-` for descending order.
+    """
+
+    role: str | None = None
+    tags: Sequence[str] = ()
+    artist: str | None = None
+    style: str | None = None
+    content: str | None = None
+    method: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    title: str | None = None
+    sort: str | None = None
+    limit: int | None = 50
+
+
+def _sorted(query: Select[Any], sorts: dict[str, Any], key: str | None, default: str) -> Select[Any]:
+    key = key or default
+    name = key.lstrip("-")
+    column = sorts.get(name)
+    if column is None:
+        raise InvalidRequest(f"cannot sort by {name!r}: choose one of {', '.join(sorts)}")
+    order = [column.desc() if key.startswith("-") else column.asc()]
+    if name != "id":
+        order.append(sorts["id"].asc())  # ties in a stable order
+    return query.order_by(*order)
+
+
+def _limited(query: Select[Any], limit: int | None) -> Select[Any]:
+    if limit is not None and limit < 1:
+        raise InvalidRequest(f"limit must be at least 1, got {limit}")
+    return query if limit is None else query.limit(limit)
+
+
+def _dated(query: Select[Any], column: Any, f: Filters) -> Select[Any]:
+    if f.since is not None:
+        query = query.where(column >= f.since)
+    if f.until is not None:
+        query = query.where(column < f.until)
+    return query
+
+
+def _tagged(image_id: Any, tag: str) -> ColumnElement[bool]:
+    return exists().where(ImageTag.image_id == image_id, ImageTag.tag == tag)
+
+
+def _any_input(condition_for: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """True when the job's content image or any of its style images satisfies a condition."""
+    return or_(
+        condition_for(Job.content_id),
+        exists().where(JobStyle.job_id == Job.id, condition_for(JobStyle.image_id)),
+    )
+
+
+def _job_filters(session: Session, query: Select[Any], f: Filters) -> Select[Any]:
+    """Filters on a query that has Job in its FROM: inputs, method."""
+    if f.method:
+        query = query.where(Job.method == f.method)
+    if f.content:
+        query = query.where(Job.content_id == find_image(session, f.content).id)
+    if f.style:
+        style_id = find_image(session, f.style).id
+        query = query.where(exists().where(JobStyle.job_id == Job.id, JobStyle.image_id == style_id))
+    if f.artist:
+        artist = f.artist.lower()
+        query = query.where(
+            _any_input(lambda image_id: exists().where(Image.id == image_id, func.lower(Image.artist).contains(artist)))
+        )
+    if f.title:
+        title = f.title.lower()
+        query = query.where(
+            _any_input(lambda image_id: exists().where(Image.id == image_id, func.lower(Image.title).contains(title)))
+        )
+    for tag in normalize_tags(f.tags):
+        query = query.where(_any_input(lambda image_id, tag=tag: _tagged(image_id, tag)))
+    return query
+
+
+# ---- serializers -------------------------------------------------------------------------
+
+
+def image_dict(image: Image) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "sha256": image.sha256,
+        "role": image.role,
+        "title": image.title,
+        "artist": image.artist,
+        "year": image.year,
+        "license": image.license,
+        "tags": image.tag_names,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "bytes": image.bytes,
+        "uri": image.uri,
+        "source_name": image.source_name,
+        "created_at": image.created_at,
+    }
+
+
+def artifact_dict(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.id,
+        "kind": artifact.kind,
+        "uri": artifact.uri,
+        "sha256": artifact.sha256,
+        "bytes": artifact.bytes,
+        "content_type": artifact.content_type,
+        "width": artifact.width,
+        "height": artifact.height,
+        "frames": artifact.frames,
+        "fps": artifact.fps,
+        "run_id": artifact.run_id,
+        "job_id": artifact.job_id,
+        "created_at": artifact.created_at,
+    }
+
+
+def run_dict(run: Run, *, artifacts: bool = False) -> dict[str, Any]:
+    data = {
+        "id": run.id,
+        "job_id": run.job_id,
+        "attempt": run.attempt,
+        "status": run.status,
+        "worker": run.worker,
+        "params": run.params,
+        "seed": run.seed,
+        "versions": run.versions,
+        "device": run.device,
+        "host": run.host,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_s": run.duration_s,
+        "timings": run.timings,
+        "metrics": run.metrics,
+        "peak_memory_bytes": run.peak_memory_bytes,
+        "cache_hit": run.cache_hit,
+        "flow_run_id": run.flow_run_id,
+        "task_run_id": run.task_run_id,
+        "error_type": run.error_type,
+        "error_message": run.error_message,
+        "error_traceback": run.error_traceback,
+    }
+    if artifacts:
+        data["artifacts"] = [artifact_dict(a) for a in run.artifacts]
+    return data
+
+
+def _input_brief(image: Image) -> dict[str, Any]:
+    return {"id": image.id, "sha256": image.sha256, "title": image.title, "artist": image.artist}
+
+
+def job_dict(job: Job, *, runs: bool = False) -> dict[str, Any]:
+    data = {
+        "id": job.id,
+        "status": job.status,
+        "method": job.method,
+        "params": job.params,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "claimed_by": job.claimed_by,
+        "lease_expires_at": job.lease_expires_at,
+        "idempotency_key": job.idempotency_key,
+        "last_error_type": job.last_error_type,
+        "last_error_message": job.last_error_message,
+        "content": _input_brief(job.content),
+        "styles": [{**_input_brief(s.image), "weight": s.weight} for s in job.styles],
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+    if runs:
+        data["runs"] = [run_dict(r, artifacts=True) for r in job.runs]
+    return data
+
+
+def _job_options() -> list[Any]:
+    return [selectinload(Job.content), selectinload(Job.styles).selectinload(JobStyle.image)]
+
+
+# ---- images ------------------------------------------------------------------------------
+
+IMAGE_SORTS = {"id": Image.id, "created": Image.created_at, "title": Image.title, "artist": Image.artist,
+               "year": Image.year, "bytes": Image.bytes}
+
+
+def list_images(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    query = select(Image).options(selectinload(Image.tags))
+    if f.role:
+        query = query.where(Image.role == f.role)
+    if f.artist:
+        query = query.where(func.lower(Image.artist).contains(f.artist.lower()))
+    if f.title:
+        query = query.where(or_(func.lower(Image.title).contains(f.title.lower()),
+                                func.lower(Image.source_name).contains(f.title.lower())))
+    query = query.where(*(_tagged(Image.id, tag) for tag in normalize_tags(f.tags)))
+    query = _dated(query, Image.created_at, f)
+    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, "id"), f.limit)
+    return [image_dict(i) for i in session.scalars(query)]
+
+
+def show_image(session: Session, ref: str) -> dict[str, Any]:
+    image = find_image(session, ref)
+    data = image_dict(image)
+    used_as_style = select(func.count()).select_from(JobStyle).where(JobStyle.image_id == image.id)
+    data["jobs_as_content"] = session.scalar(select(func.count()).select_from(Job).where(Job.content_id == image.id))
+    data["jobs_as_style"] = session.scalar(used_as_style)
+    return data
+
+
+# ---- jobs --------------------------------------------------------------------------------
+
+JOB_SORTS = {"id": Job.id, "created": Job.created_at, "updated": Job.updated_at, "priority": Job.priority,
+             "status": Job.status, "attempts": Job.attempts}
+
+
+def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    query = select(Job).options(*_job_options())
+    if f.status:
+        query = query.where(Job.status == f.status)
+    query = _dated(_job_filters(session, query, f), Job.created_at, f)
+    query = _limited(_sorted(query, JOB_SORTS, f.sort, "id"), f.limit)
+    return [job_dict(j) for j in session.scalars(query)]
+
+
+def show_job(session: Session, job_id: int) -> dict[str, Any]:
+    """A job with its full history: every run, each with its artifacts."""
+    job = session.scalar(
+        select(Job)
+        .where(Job.id == job_id)
+        .options(*_job_options(), selectinload(Job.runs).selectinload(Run.artifacts))
+    )
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    return job_dict(job, runs=True)
+
+
+# ---- runs --------------------------------------------------------------------------------
+
+RUN_SORTS = {"id": Run.id, "started": Run.started_at, "duration": Run.duration_s, "status": Run.status}
+
+
+def list_runs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    query = select(Run, Job.method).join(Job, Run.job_id == Job.id)
+    if f.status:
+        query = query.where(Run.status == f.status)
+    query = _dated(_job_filters(session, query, f), Run.started_at, f)
+    query = _limited(_sorted(query, RUN_SORTS, f.sort, "id"), f.limit)
+    rows = []
+    for run, method in session.execute(query):
+        data = run_dict(run)
+        del data["error_traceback"]  # lists stay one line per run; `runs show` has it
+        rows.append({**data, "method": method})
+    return rows
+
+
+def show_run(session: Session, run_id: int) -> dict[str, Any]:
+    run = session.scalar(select(Run).where(Run.id == run_id).options(selectinload(Run.artifacts)))
+    if run is None:
+        raise NotFound(f"no run with id {run_id}")
+    return run_dict(run, artifacts=True)
+
+
+# ---- artworks ----------------------------------------------------------------------------
+
+ARTWORK_SORTS = {"id": Artifact.id, "created": Artifact.created_at, "duration": Run.duration_s}
+
+
+def _artworks_query(session: Session, f: Filters) -> Select[Any]:
+    query = (
+        select(Artifact, Run, Job)
+        .join(Run, Artifact.run_id == Run.id)
+        .join(Job, Run.job_id == Job.id)
+        .where(Artifact.kind == ArtifactKind.OUTPUT)
+        .options(selectinload(Run.artifacts), *_job_options())
+    )
+    if f.status:
+        query = query.where(Job.status == f.status)
+    return _dated(_job_filters(session, query, f), Artifact.created_at, f)
+
+
+def _artwork(artifact: Artifact, run: Run, job: Job) -> dict[str, Any]:
+    """A produced output with what made it: job, run, inputs, method, parameters, runtime."""
+    related = {a.kind: a.uri for a in run.artifacts if a.id != artifact.id}
+    return {
+        "id": artifact.id,
+        "uri": artifact.uri,
+        "sha256": artifact.sha256,
+        "width": artifact.width,
+        "height": artifact.height,
+        "job_id": job.id,
+        "run_id": run.id,
+        "method": job.method,
+        "params": run.params,
+        "content": _input_brief(job.content),
+        "styles": [{**_input_brief(s.image), "weight": s.weight} for s in job.styles],
+        "duration_s": run.duration_s,
+        "metrics": run.metrics,
+        "device": run.device,
+        "related_uris": related,
+        "created_at": artifact.created_at,
+    }
+
+
+def list_artworks(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, "-id"), f.limit)
+    return [_artwork(*row) for row in session.execute(query)]
+
+
+def show_artwork(session: Session, artifact_id: int) -> dict[str, Any]:
+    row = session.execute(_artworks_query(session, Filters()).where(Artifact.id == artifact_id)).first()
+    if row is None:
+        raise NotFound(f"no artwork with id {artifact_id}")
+    return _artwork(*row)
+
+
+def best_artworks(
+    session: Session, metric: str, *, lowest: bool = False, f: Filters = Filters()
+) -> list[dict[str, Any]]:
+    """Artworks ranked by a run metric (highest first, or lowest first for losses)."""
+    value = Run.metrics[metric].as_float()
+    query = _artworks_query(session, f).where(value.is_not(None))
+    query = query.order_by(value.asc() if lowest else value.desc(), Artifact.id)
+    return [_artwork(*row) for row in session.execute(_limited(query, f.limit))]
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+def runtime_stats(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    """Distribution of succeeded runs' durations per method and output size (params 'size')."""
+    query = select(Job.method, Run.params, Run.duration_s).join(Job, Run.job_id == Job.id)
+    query = query.where(Run.status == RunStatus.SUCCEEDED, Run.duration_s.is_not(None))
+    query = _dated(_job_filters(session, query, f), Run.started_at, f)
+    groups: dict[tuple[str, Any], list[float]] = defaultdict(list)
+    for method, params, duration in session.execute(query):
+        groups[(method, (params or {}).get("size"))].append(duration)
+    rows = []
+    for (method, size), durations in sorted(groups.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+        durations.sort()
+        rows.append({
+            "method": method,
+            "size": size,
+            "runs": len(durations),
+            "min_s": durations[0],
+            "median_s": statistics.median(durations),
+            "p90_s": durations[min(len(durations) - 1, int(0.9 * len(durations)))],
+            "max_s": durations[-1],
+            "mean_s": statistics.fmean(durations),
+        })
+    return rows

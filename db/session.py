@@ -1,0 +1,167 @@
+"""Engines, sessions and the `Catalog` handle.
+
+SQLite is tuned for a catalog that several worker processes write at once: WAL (readers
+never block the writer), foreign keys on (SQLite leaves them off by default), a busy timeout
+(writers queue instead of failing), and `BEGIN IMMEDIATE` for write transactions, so a
+transaction that reads and then writes never fails to upgrade its lock halfway through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.errors import CatalogUnavailable
+
+SQLITE_BUSY_TIMEOUT_S = 30
+POSTGRES_CONNECT_TIMEOUT_S = 5
+_BEGIN_OPTION = "sqlite_begin"
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a catalog URL (`sqlite:///path` or `postgresql+psycopg://...`)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below instead of the
+        # sqlite3 module's implicit BEGIN, which cannot do BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@dataclass
+class Catalog:
+    """An open catalog: its engine and session factories.
+
+    `session()` is a write transaction (committed on success, rolled back on error);
+    `reader()` is a read-only one that, on SQLite, takes no write lock.
+    """
+
+    url: str
+    engine: Engine
+    _writer: sessionmaker[Session]
+    _reader: sessionmaker[Session]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with _translate_unavailable(self.url), self._writer.begin() as session:
+            yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        with _translate_unavailable(self.url), self._reader() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_catalog(url: str) -> Catalog:
+    """A Catalog without any schema check (for migrations and tests)."""
+    engine = make_engine(url)
+    reader_bind = engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+    return Catalog(
+        url=url,
+        engine=engine,
+        _writer=sessionmaker(engine, expire_on_commit=False),
+        _reader=sessionmaker(reader_bind, expire_on_commit=False),
+    )
+
+
+def open_catalog(url: str, *, check_schema: bool = True, create_if_empty: bool = False) -> Catalog:
+    """Open the catalog at `url`, making sure the database answers and its schema is current.
+
+    `create_if_empty` migrates a database that has no tables at all to the newest schema,
+    so a first `atelier catalog add` works without a separate set-up step; a database that
+    already holds data is never migrated implicitly (see `atelier db upgrade`).
+    """
+    from db import migrate
+
+    catalog = make_catalog(url)
+    try:
+        with _translate_unavailable(url), catalog.engine.connect() as connection:
+            empty = not inspect(connection).get_table_names()
+        if empty and create_if_empty:
+            migrate.upgrade_catalog(catalog)
+        elif check_schema:
+            migrate.ensure_current(catalog)
+    except BaseException:
+        catalog.dispose()
+        raise
+    return catalog
+
+
+@contextmanager
+def _translate_unavailable(url: str) -> Iterator[None]:
+    """Turn "cannot connect" into CatalogUnavailable with one line and no password."""
+    try:
+        yield
+    except OperationalError as exc:
+        if not _is_connection_failure(exc):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        raise CatalogUnavailable(f"cannot reach the catalog database {safe_url(url)}: {reason}") from exc
+
+
+def _is_connection_failure(exc: OperationalError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    module = type(orig).__module__ if orig is not None else ""
+    if module.startswith("psycopg"):
+        import psycopg
+
+        return isinstance(orig, psycopg.OperationalError) and getattr(orig, "sqlstate", None) in (
+            None,
+            "08000",
+            "08001",
+            "08003",
+            "08004",
+            "08006",
+            "57P01",
+            "57P03",
+            "3D000",
+        )
+    return "unable to open database file" in str(orig)

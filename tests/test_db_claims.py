@@ -1,0 +1,97 @@
+"""Claiming jobs: atomic, lease-based, and exactly once under concurrency."""
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from db.claims import claim_jobs, renew_lease
+from db.errors import LeaseLost
+from db.jobs import job_spec
+from db.models import Job, Run
+from db.runs import start_run
+from db.session import open_catalog
+from tests.fixtures.databases import add_image, add_jobs
+
+pytestmark = pytest.mark.integration
+
+
+def _expire_lease(catalog, job_id):
+    with catalog.session() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+
+def test_claims_take_highest_priority_first_and_count_attempts(catalog):
+    low = add_jobs(catalog, 2, content="c1")
+    high = add_jobs(catalog, 1, content="c2", priority=9)
+    assert claim_jobs(catalog, 2, "w1", 60) == sorted([high[0], low[0]])
+    assert claim_jobs(catalog, 5, "w2", 60) == [low[1]]
+    assert claim_jobs(catalog, 5, "w3", 60) == []
+    with catalog.reader() as session:
+        spec = job_spec(session, high[0])
+    assert (spec.status, spec.claimed_by, spec.attempts) == ("running", "w1", 1)
+
+
+def test_claim_filters(catalog):
+    add_image(catalog, "tagged", "content", tags=["gallery"])
+    gatys = add_jobs(catalog, 2, method="gatys", content="tagged")
+    noop = add_jobs(catalog, 2, method="noop", content="plain", priority=1)
+    assert claim_jobs(catalog, 10, "w", 60, methods=["noop"], job_ids=[noop[1], gatys[0]]) == [noop[1]]
+    assert claim_jobs(catalog, 10, "w", 60, tags=["Gallery"]) == gatys
+    assert claim_jobs(catalog, 10, "w", 60, min_priority=1) == [noop[0]]
+
+
+def test_an_expired_lease_is_claimed_again_and_a_live_one_never(catalog):
+    first, second = add_jobs(catalog, 2)
+    assert claim_jobs(catalog, 2, "dead-worker", 600) == [first, second]
+    run_id = start_run(catalog, first, "dead-worker")
+    _expire_lease(catalog, first)
+    assert claim_jobs(catalog, 10, "rescuer", 600) == [first]  # `second` is still leased
+    with catalog.reader() as session:
+        job = job_spec(session, first)
+        orphan = session.get(Run, run_id)
+        assert (job.claimed_by, job.attempts) == ("rescuer", 2)
+        assert (orphan.status, orphan.error_type) == ("failed", "LeaseExpired")
+    with pytest.raises(LeaseLost):
+        renew_lease(catalog, first, "dead-worker", 600)
+    assert renew_lease(catalog, first, "rescuer", 600) > datetime.now(UTC)
+
+
+def test_a_job_whose_last_attempt_expired_fails_instead_of_being_claimed(catalog):
+    (job,) = add_jobs(catalog, 1, max_attempts=1)
+    assert claim_jobs(catalog, 1, "w1", 600) == [job]
+    _expire_lease(catalog, job)
+    assert claim_jobs(catalog, 1, "w2", 600) == []
+    with catalog.reader() as session:
+        spec = job_spec(session, job)
+    assert spec.status == "failed" and spec.claimed_by is None
+
+
+def _claim_until_empty(url: str, worker: str, queue) -> None:
+    catalog = open_catalog(url)
+    claimed: list[int] = []
+    while batch := claim_jobs(catalog, 7, worker, 600):
+        claimed.extend(batch)
+    catalog.dispose()
+    queue.put(claimed)
+
+
+@pytest.mark.postgres
+def test_four_processes_claim_each_of_400_jobs_exactly_once(postgres_url):
+    url = postgres_url
+    catalog = open_catalog(url)
+    jobs = add_jobs(catalog, 400)
+    catalog.dispose()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_claim_until_empty, args=(url, f"w{i}", queue)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    claimed = [job for result in results for job in result]
+    assert sorted(claimed) == jobs  # every job, none twice
+    assert sum(1 for result in results if result) >= 2  # the claimers really overlapped
