@@ -1,0 +1,404 @@
+"""Gatys et al. (2015) style transfer by optimizing the image, with color preservation (2016).
+
+One entry point, :func:`stylize`: PIL images and a :class:`GatysParams` in, a
+:class:`StyleResult` out, progress through a callback. Nothing here touches files, the catalog
+or the network.
+
+Speed choices (see DESIGN.md section 5): the VGG forward/backward runs channels_last, under
+bfloat16 autocast where the device has native bf16 (``precision="auto"``); Gram matrices and
+losses stay float32. Style targets (Gram matrices) are the one expensive thing shared between
+jobs of a batch, so they live in an explicit :class:`StyleTargetCache` the caller owns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from style_engine import color
+from style_engine.device import bf16_supported, resolve_device
+from style_engine.errors import InvalidInputError
+from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
+from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
+from style_engine.params import GatysParams
+from style_engine.vgg import VGGFeatures
+
+StepCallback = Callable[[int, int, dict[str, float]], None]
+Grams = dict[str, torch.Tensor]
+MIN_LEVEL_SIZE = 64  # below this, relu5_1 is a couple of pixels and the level teaches nothing
+
+
+@dataclass
+class StyleResult:
+    """What a stylization produced, and the numbers the catalog records about it."""
+
+    image: Image.Image
+    losses: dict[str, float]  # at the returned image: total, content, style, tv
+    initial_losses: dict[str, float]  # at the initial image, on the final-size objective
+    iterations: int  # loss evaluations actually spent
+    seconds: float
+    cache_hit: bool  # every style target came from the cache
+    metrics: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    weights_source: str = "caffe"
+    weights_sha256: str = ""
+    precision: str = "fp32"
+
+
+class StyleTargetCache:
+    """Gram-matrix targets per (style, size, layers, weights, color mode ...), shared across jobs.
+
+    A nightly batch applies one style to many contents; computing its Grams once saves a full
+    VGG forward per job and per scale. Entries hold one style each (blending happens later), so
+    any blend of cached styles is also a hit. Bounded LRU, thread-safe: tasks may run in threads.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[Hashable, Grams] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Grams]) -> tuple[Grams, bool]:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key], True
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            self._entries[key] = value
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value, False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _BudgetSpent(Exception):
+    """Raised inside the closure to stop L-BFGS exactly at the evaluation budget."""
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 where the device runs it natively, else fp32."""
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
+
+
+def level_sizes(params: GatysParams) -> list[int]:
+    """Long sides of the levels, coarse to fine (one level unless ``multiscale``)."""
+    if not params.multiscale:
+        return [params.size]
+    sizes = [round(params.size / 2**k) for k in reversed(range(params.scales))]
+    return [s for s in sizes if s >= MIN_LEVEL_SIZE] or [params.size]
+
+
+def level_budgets(total: int, levels: int) -> list[int]:
+    """Half the evaluations for the final level, the other half shared by the coarser ones."""
+    if levels == 1:
+        return [total]
+    coarse = total // 2 // (levels - 1)
+    return [coarse] * (levels - 1) + [total - coarse * (levels - 1)]
+
+
+def stylize(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    params: GatysParams,
+    *,
+    style_weights: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+    weights: str = "caffe",
+    cache: StyleTargetCache | None = None,
+    style_keys: Sequence[str] | None = None,
+    on_step: StepCallback | None = None,
+    init_image: Image.Image | None = None,
+) -> StyleResult:
+    """Render ``content`` in the style of ``styles`` (blended by ``style_weights``).
+
+    ``style_keys`` identify the styles in the cache (e.g. their sha256); without them a hash of
+    the pixels is used. ``init_image`` is required when ``params.init == "image"``.
+    """
+    started = time.perf_counter()
+    blend = _check_inputs(styles, style_weights, style_keys, params, init_image)
+    target_device = resolve_device(device)
+    precision = resolve_precision(params.precision, target_device)
+    vgg = VGGFeatures(
+        weights,
+        tuple(params.content_layers) + tuple(params.style_layers),
+        params.pooling,
+        target_device,
+        precision,
+    )
+    cache = StyleTargetCache() if cache is None else cache  # an empty cache is falsy
+    objective = _Objective(vgg, params, content, styles, blend, style_keys, cache)
+
+    levels = [objective.level(size) for size in level_sizes(params)]
+    budgets = level_budgets(params.iterations, len(levels))
+    final = levels[-1]
+    x = _initial_image(params, final, styles, init_image, objective)
+    # Multi-scale starts below the final size, so measure the init on the final objective.
+    initial_losses = final.evaluate(x) if len(levels) > 1 else {}
+    done = 0
+    best_losses: dict[str, float] = {}
+    for level, budget in zip(levels, budgets):
+        if x.shape[-2:] != level.shape:
+            x = F.interpolate(x, size=level.shape, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        x, best_losses, first = level.optimize(x, budget, done, params.iterations, on_step)
+        initial_losses = initial_losses or first
+        done += budget
+
+    rgb = final.to_rgb(x)
+    if params.preserve_color == "luminance":
+        rgb = color.recombine_luminance(rgb, final.content_rgb)
+    image = tensor_to_image(rgb)
+    return StyleResult(
+        image=image,
+        losses=best_losses,
+        initial_losses=initial_losses,
+        iterations=done,
+        seconds=time.perf_counter() - started,
+        cache_hit=objective.cache_hit,
+        metrics=_metrics(image, final.content_rgb, initial_losses, best_losses),
+        device=str(target_device),
+        weights_source=vgg.weights_source,
+        weights_sha256=vgg.weights_sha256,
+        precision=precision,
+    )
+
+
+def _check_inputs(
+    styles: Sequence[Image.Image],
+    style_weights: Sequence[float] | None,
+    style_keys: Sequence[str] | None,
+    params: GatysParams,
+    init_image: Image.Image | None,
+) -> list[float]:
+    if not isinstance(params, GatysParams):
+        raise InvalidInputError(f"stylize: expected GatysParams, got {type(params).__name__}")
+    if not styles:
+        raise InvalidInputError("stylize: at least one style image is required")
+    blend = [1.0] * len(styles) if style_weights is None else [float(w) for w in style_weights]
+    if len(blend) != len(styles):
+        raise InvalidInputError(f"style weights: {len(blend)} given for {len(styles)} style images")
+    if any(w < 0 or w != w for w in blend) or sum(blend) <= 0:
+        raise InvalidInputError(f"style weights {blend}: must be >= 0 with a positive sum")
+    if style_keys is not None and len(style_keys) != len(styles):
+        raise InvalidInputError(f"style keys: {len(style_keys)} given for {len(styles)} style images")
+    if params.init == "image" and init_image is None:
+        raise InvalidInputError("init 'image' needs an init image")
+    return blend
+
+
+class _Objective:
+    """Everything that is fixed for one job: network, weights, images, blend, color mode."""
+
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        params: GatysParams,
+        content: Image.Image,
+        styles: Sequence[Image.Image],
+        blend: list[float],
+        style_keys: Sequence[str] | None,
+        cache: StyleTargetCache,
+    ) -> None:
+        self.vgg = vgg
+        self.params = params
+        self.content = content.convert("RGB")
+        self.styles = [s.convert("RGB") for s in styles]
+        self.blend = blend
+        self.keys = list(style_keys) if style_keys is not None else [_pixels_key(s) for s in self.styles]
+        self.cache = cache
+        self.weights = params.loss_weights(vgg.preprocessing)
+        n = len(params.style_layers)
+        layer_weights = params.style_layer_weights or (1.0 / n,) * n
+        self.layer_weights = dict(zip(params.style_layers, layer_weights))
+        self.cache_hit = True
+        # The color-preserving modes make the style targets depend on the content's colors.
+        reference = image_to_tensor(resize_long_side(self.content, params.size), vgg.device)
+        self.color_reference = reference
+        self.color_key: tuple = (params.preserve_color,)
+        if params.preserve_color == "histogram":
+            self.color_key += (params.histogram_mode, _tensor_key(reference))
+        elif params.preserve_color == "luminance":
+            self.color_key += (_tensor_key(reference),)
+
+    @property
+    def luminance(self) -> bool:
+        return self.params.preserve_color == "luminance"
+
+    def level(self, size: int) -> _Level:
+        return _Level(self, size)
+
+    def style_grams(self, size: int) -> Grams:
+        style_size = max(16, round(self.params.style_scale * size))
+        per_style = []
+        for image, key in zip(self.styles, self.keys):
+            cache_key = (
+                key,
+                style_size,
+                tuple(self.params.style_layers),
+                self.vgg.weights_sha256,
+                self.params.pooling,
+                self.vgg.precision,
+                str(self.vgg.device),
+                self.color_key,
+            )
+            grams, hit = self.cache.get_or_compute(cache_key, lambda image=image: self._compute_grams(image, style_size))
+            self.cache_hit &= hit
+            per_style.append(grams)
+        return blend_grams(per_style, self.blend)
+
+    def _compute_grams(self, image: Image.Image, style_size: int) -> Grams:
+        style = image_to_tensor(resize_long_side(image, style_size), self.vgg.device)
+        if self.params.preserve_color == "histogram":
+            style = color.match_histogram(style, self.color_reference, self.params.histogram_mode)
+        elif self.luminance:
+            style = color.match_luminance(style, self.color_reference)
+        with torch.no_grad():
+            features = self.vgg(style)
+        return {name: gram(features[name]).detach() for name in self.params.style_layers}
+
+
+class _Level:
+    """The objective at one image size: content and style targets, and the optimizer loop."""
+
+    def __init__(self, objective: _Objective, size: int) -> None:
+        self.objective = objective
+        self.params = objective.params
+        self.vgg = objective.vgg
+        self.content_rgb = image_to_tensor(resize_long_side(objective.content, size), self.vgg.device)
+        self.shape = tuple(self.content_rgb.shape[-2:])
+        self.content_work = self.content_rgb[:, :1] if objective.luminance else self.content_rgb
+        if objective.luminance:
+            self.content_work = color.luminance_image(self.content_rgb)[:, :1]
+        with torch.no_grad():
+            features = self.vgg(self.to_rgb(self.content_work))
+        self.content_targets = {name: features[name].float().detach() for name in self.params.content_layers}
+        self.style_targets = objective.style_grams(size)
+
+    def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
+        """The optimized variable is luminance only (1 channel) in luminance mode."""
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        w = self.objective.weights
+        features = self.vgg(self.to_rgb(x))
+        c = w["content_weight"] * content_loss(features, self.content_targets)
+        s = w["style_weight"] * style_loss(features, self.style_targets, self.objective.layer_weights)
+        t = w["tv_weight"] * tv_loss(x)
+        total = c + s + t
+        return total, {name: value.item() for name, value in (("total", total), ("content", c), ("style", s), ("tv", t))}
+
+    def evaluate(self, x: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            return self.losses(x)[1]
+
+    def optimize(
+        self, x0: torch.Tensor, budget: int, offset: int, total: int, on_step: StepCallback | None
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """Spend exactly ``budget`` evaluations; return the best image, its losses, the first losses."""
+        x = x0.detach().clone().requires_grad_(True)
+        if self.params.optimizer == "lbfgs":
+            optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
+                [x],
+                lr=1.0,
+                max_iter=budget,
+                max_eval=2 * budget,  # our own counter is the binding limit
+                history_size=self.params.lbfgs_history,
+                line_search_fn="strong_wolfe",
+            )
+        else:
+            optimizer = torch.optim.Adam([x], lr=self.params.learning_rate)
+        state = {"evals": 0, "best": float("inf"), "best_x": x0, "best_losses": {}, "first": {}}
+
+        def closure() -> torch.Tensor:
+            if state["evals"] >= budget:
+                raise _BudgetSpent
+            optimizer.zero_grad(set_to_none=True)
+            loss, values = self.losses(x)
+            loss.backward()
+            state["evals"] += 1
+            if state["evals"] == 1:
+                state["first"] = values
+            if values["total"] < state["best"]:
+                state.update(best=values["total"], best_x=x.detach().clone(), best_losses=values)
+            if on_step is not None:
+                on_step(offset + state["evals"], total, values)
+            return loss
+
+        try:
+            while state["evals"] < budget:
+                optimizer.step(closure)
+        except _BudgetSpent:
+            pass
+        return state["best_x"].clamp(0, 1), state["best_losses"], state["first"]
+
+
+def _initial_image(
+    params: GatysParams,
+    final: _Level,
+    styles: Sequence[Image.Image],
+    init_image: Image.Image | None,
+    objective: _Objective,
+) -> torch.Tensor:
+    """The starting point at the final size (coarser levels downsample it)."""
+    height, width = final.shape
+    device = final.content_rgb.device
+    if params.init == "content":
+        return final.content_work.clone()
+    if params.init == "noise":
+        channels = 1 if objective.luminance else 3
+        generator = torch.Generator().manual_seed(params.seed)
+        return torch.rand((1, channels, height, width), generator=generator).to(device)
+    source = styles[0] if params.init == "style" else init_image
+    assert source is not None
+    x = image_to_tensor(source.convert("RGB").resize((width, height), Image.Resampling.LANCZOS), device)
+    if objective.luminance:
+        x = color.match_luminance(x, final.content_rgb)[:, :1]
+    return x
+
+
+def _metrics(
+    image: Image.Image, content: torch.Tensor, initial: Mapping[str, float], final: Mapping[str, float]
+) -> dict[str, float]:
+    """Quality numbers recorded per run: structure kept, colors kept, style loss reduction."""
+    from skimage.metrics import structural_similarity  # scikit-image import is slow; only here
+
+    output = np.asarray(image, dtype=np.float32) / 255.0
+    reference = content.squeeze(0).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    gray = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    ssim = structural_similarity(output @ gray, reference @ gray, data_range=1.0)
+    drop = initial["style"] / final["style"] if final.get("style", 0) > 0 else float("inf")
+    return {
+        "ssim_to_content": float(ssim),
+        "chroma_error": color.chroma_error(output, reference),
+        "style_loss_drop": float(drop),
+        "content_loss": final["content"],
+        "style_loss": final["style"],
+    }
+
+
+def _pixels_key(image: Image.Image) -> str:
+    """A style's identity when the caller gave none: the hash of its pixels and size."""
+    digest = hashlib.sha256(image.tobytes())
+    digest.update(repr(image.size).encode())
+    return digest.hexdigest()
+
+
+def _tensor_key(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().numpy().tobytes()).hexdigest()

@@ -1,0 +1,201 @@
+"""Typed, validated parameters for each engine method.
+
+Parameters arrive as JSON (the catalog, the CLI, flows). They are validated here, once, into
+frozen dataclasses, and serialized back by :meth:`to_dict` in a canonical form (every field,
+defaults included) so that the catalog's idempotency key is stable: two requests that mean the
+same thing hash the same. Unknown keys are rejected rather than ignored, because a misspelt
+``stlye_weight`` would otherwise silently run with the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from style_engine.errors import InvalidInputError
+from style_engine.vgg import validate_layers
+
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+DEFAULT_CONTENT_LAYERS = ("relu4_2",)
+MAX_SIZE = 8192
+
+# Loss weights per VGG weight source, for the raw objective of losses.py (content MSE at relu4_2,
+# Gram MSE with Grams divided by C*H*W, TV as mean squared neighbour difference on [0,1] pixels).
+# The two sources see inputs at very different scales (0-255 BGR vs ImageNet-standardized), so
+# one set of numbers cannot serve both.
+#  - caffe: tuned on Tuebingen + Starry Night at 384-512 px (see README): a clearly painted city
+#    within ~150 L-BFGS evaluations, the style loss falling ~100x in 300.
+#  - torchvision: the convention of the PyTorch tutorial (content 1, style 1e6 with the same
+#    normalization); not tuned here because those weights cannot be fetched offline.
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "caffe": {"content_weight": 5.0, "style_weight": 100.0, "tv_weight": 0.0},
+    "torchvision": {"content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0},
+}
+
+Params = TypeVar("Params", bound="MethodParams")
+
+
+class MethodParams:
+    """Shared (de)serialization: canonical dicts out, strict validation in."""
+
+    method: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-safe (tuples become lists), defaults included."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        }
+
+    @classmethod
+    def from_dict(cls: type[Params], data: Mapping[str, Any]) -> Params:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"{cls.method} parameters: expected a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"{cls.method} parameters: unknown key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(known))}"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"parameter {name}: expected an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise InvalidInputError(f"parameter {name}: {value} is out of range (must be {bound})")
+
+
+def _number(name: str, value: Any, *, positive: bool = False, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidInputError(f"parameter {name}: expected a number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise InvalidInputError(f"parameter {name}: {value} must be {'> 0' if positive else '>= 0'}")
+
+
+def _choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    if value not in choices:
+        raise InvalidInputError(f"parameter {name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _layers(name: str, value: Any) -> None:
+    if not isinstance(value, tuple) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidInputError(f"parameter {name}: expected a non-empty list of layer names, got {value!r}")
+    validate_layers(value, what=f"{name} entry")
+
+
+@dataclass(frozen=True)
+class GatysParams(MethodParams):
+    """Gatys et al. (2015) optimization, optionally with color preservation (Gatys et al. 2016).
+
+    ``iterations`` counts loss evaluations (forward + backward passes), the unit that costs time,
+    including those L-BFGS spends in its line search. Loss weights left as ``None`` take the
+    defaults of the VGG weight source (:data:`DEFAULT_WEIGHTS`).
+
+    ``multiscale`` runs ``scales`` levels coarse-to-fine, each level twice the previous long side
+    and initialized from the upsampled previous result; the final level gets half of the
+    iteration budget and the coarser ones share the rest. Coarse levels settle the large-scale
+    arrangement cheaply, so the full-size level starts close to a good optimum.
+    """
+
+    method: ClassVar[str] = "gatys"
+
+    size: int = 512
+    iterations: int = 300
+    seed: int = 0
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None
+    init: str = "content"
+    optimizer: str = "lbfgs"
+    learning_rate: float = 0.02
+    lbfgs_history: int = 50
+    style_scale: float = 1.0
+    multiscale: bool = False
+    scales: int = 3
+    pooling: str = "max"
+    preserve_color: str | None = None
+    histogram_mode: str = "cholesky"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        _int("size", self.size, 32, MAX_SIZE)
+        _int("iterations", self.iterations, 1, 100_000)
+        _int("seed", self.seed, 0, 2**63 - 1)
+        for name in ("content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"):
+            _number(name, getattr(self, name), optional=True)
+            if getattr(self, name) is not None:  # 5 and 5.0 must serialize (and hash) alike
+                object.__setattr__(self, name, float(getattr(self, name)))
+        _layers("content_layers", self.content_layers)
+        _layers("style_layers", self.style_layers)
+        if self.style_layer_weights is not None:
+            if not isinstance(self.style_layer_weights, tuple) or len(self.style_layer_weights) != len(self.style_layers):
+                raise InvalidInputError(
+                    f"parameter style_layer_weights: expected {len(self.style_layers)} numbers "
+                    f"(one per style layer), got {self.style_layer_weights!r}"
+                )
+            for weight in self.style_layer_weights:
+                _number("style_layer_weights", weight)
+            object.__setattr__(self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights))
+        _choice("init", self.init, ("content", "noise", "style", "image"))
+        _choice("optimizer", self.optimizer, ("lbfgs", "adam"))
+        _number("learning_rate", self.learning_rate, positive=True)
+        _int("lbfgs_history", self.lbfgs_history, 1, 1000)
+        _number("style_scale", self.style_scale, positive=True)
+        if self.style_scale > 4:
+            raise InvalidInputError(f"parameter style_scale: {self.style_scale} is too large (at most 4)")
+        _choice("multiscale", self.multiscale, (True, False))
+        _int("scales", self.scales, 1, 6)
+        _choice("pooling", self.pooling, ("max", "avg"))
+        _choice("preserve_color", self.preserve_color, (None, "luminance", "histogram"))
+        _choice("histogram_mode", self.histogram_mode, ("cholesky", "pca"))
+        _choice("precision", self.precision, ("auto", "bf16", "fp32"))
+
+    def loss_weights(self, weights_source: str) -> dict[str, float]:
+        """Content/style/TV weights with ``None`` resolved for ``weights_source``.
+
+        A user state dict (``path``) is fed like the source whose layout it uses, so it takes
+        that source's defaults (``preprocessing`` is the name of that source).
+        """
+        defaults = DEFAULT_WEIGHTS.get(weights_source, DEFAULT_WEIGHTS["caffe"])
+        return {
+            name: float(getattr(self, name) if getattr(self, name) is not None else default)
+            for name, default in defaults.items()
+        }
+
+
+@dataclass(frozen=True)
+class NoopParams(MethodParams):
+    """The no-op method: output = the content resized to ``size``. Measures orchestration overhead."""
+
+    method: ClassVar[str] = "noop"
+
+    size: int = 256
+
+    def __post_init__(self) -> None:
+        _int("size", self.size, 32, MAX_SIZE)
+
+
+METHOD_PARAMS: dict[str, type[MethodParams]] = {"gatys": GatysParams, "noop": NoopParams}
+
+
+def parse_params(method: str, data: Mapping[str, Any] | MethodParams | None) -> MethodParams:
+    """Validate ``data`` for ``method``; an already-typed object of the right class passes through."""
+    cls = METHOD_PARAMS.get(method)
+    if cls is None:
+        raise InvalidInputError(f"method {method!r}: unknown; known methods are {', '.join(METHOD_PARAMS)}")
+    if isinstance(data, cls):
+        return data
+    if isinstance(data, MethodParams):
+        raise InvalidInputError(f"method {method!r}: got parameters for {data.method!r}")
+    return cls.from_dict(data or {})
