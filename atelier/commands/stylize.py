@@ -1,0 +1,172 @@
+"""`atelier stylize`: one content image in the style of one or more paintings, no catalog.
+
+It runs the engine in-process and writes a PNG whose text chunks record how it was made, so a
+result found later can be reproduced. Only Typer and rich load at import time: the engine (and
+torch) load when the command runs, and Prefect, boto3 and SQLAlchemy never do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from atelier import __version__
+from atelier.console import err_console, fail, user_errors
+from atelier.settings import get_settings
+
+if TYPE_CHECKING:
+    from style_engine.gatys import StyleResult
+
+PRESERVE_COLOR_CHOICES = ("luminance", "histogram", "histogram:cholesky", "histogram:pca")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stylize")(stylize)
+
+
+def stylize(
+    content: Annotated[Path, typer.Argument(help="The photo to render.", show_default=False)],
+    styles: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG.", show_default=False)],
+    method: Annotated[str, typer.Option(help="Engine method: gatys, or noop (resize only).")] = "gatys",
+    size: Annotated[int | None, typer.Option(help="Long side of the output in px [default: 512].")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Loss evaluations [default: 300].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (noise init) [default: 0].")] = None,
+    style_weights: Annotated[
+        list[str] | None,
+        typer.Option(help="Blend weights, one per style: '0.7,0.3' or the option repeated."),
+    ] = None,
+    preserve_color: Annotated[
+        str | None,
+        typer.Option(help="Keep the photo's colors: luminance, or histogram[:cholesky|pca]."),
+    ] = None,
+    multiscale: Annotated[bool, typer.Option(help="Optimize coarse-to-fine over 3 levels.")] = False,
+    weights: Annotated[
+        str | None, typer.Option(help="VGG weights: caffe, torchvision or a state-dict path [default: setting].")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cuda, mps or cpu [default: setting].")] = None,
+    content_weight: Annotated[float | None, typer.Option(help="Content loss weight [default: per weights].")] = None,
+    style_weight: Annotated[float | None, typer.Option(help="Style loss weight [default: per weights].")] = None,
+    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight [default: per weights].")] = None,
+    init: Annotated[str | None, typer.Option(help="Start from: content, noise or style [default: content].")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam [default: lbfgs].")] = None,
+    style_scale: Annotated[float | None, typer.Option(help="Style image size relative to the output.")] = None,
+) -> None:
+    """Render CONTENT in the style of STYLE (several styles are blended) and write a PNG."""
+    if output.suffix.lower() != ".png":
+        raise fail(f"{output}: the output must be a .png file")
+    options: dict[str, Any] = {
+        "size": size,
+        "iterations": iterations,
+        "seed": seed,
+        "content_weight": content_weight,
+        "style_weight": style_weight,
+        "tv_weight": tv_weight,
+        "init": init,
+        "optimizer": optimizer,
+        "style_scale": style_scale,
+        "multiscale": multiscale or None,
+        **_color_options(preserve_color),
+    }
+    raw_params = {key: value for key, value in options.items() if value is not None}
+    blend = _parse_style_weights(style_weights) if style_weights else None
+    settings = get_settings()
+
+    with user_errors():
+        from style_engine.images import load_image, save_png
+        from style_engine.methods import run_method
+        from style_engine.params import parse_params
+
+        params = parse_params(method, raw_params)
+        limits = {"max_pixels": settings.max_image_pixels}
+        content_image = load_image(content, **limits)
+        style_images = [load_image(path, **limits) for path in styles]
+        started = time.perf_counter()
+        with _progress_bar() as on_step:
+            result = run_method(
+                method,
+                content_image,
+                style_images,
+                params,
+                style_weights=blend,
+                device=device or settings.device,
+                weights=weights or settings.vgg_weights,
+                cache=None,
+                style_keys=None,
+                on_step=on_step,
+            )
+        save_png(result.image, output, _metadata(method, params.to_dict(), content, styles, blend, result))
+    seconds = time.perf_counter() - started
+    losses = " ".join(f"{name}={value:.4g}" for name, value in result.losses.items())
+    width, height = result.image.size
+    typer.echo(f"{output} {width}x{height} {result.iterations} iterations {seconds:.1f}s {losses}".rstrip())
+
+
+def _color_options(preserve_color: str | None) -> dict[str, str]:
+    """'histogram:pca' -> preserve_color='histogram', histogram_mode='pca'."""
+    if preserve_color is None:
+        return {}
+    if preserve_color not in PRESERVE_COLOR_CHOICES:
+        raise fail(f"--preserve-color: {preserve_color!r} is not one of {', '.join(PRESERVE_COLOR_CHOICES)}")
+    mode, _, variant = preserve_color.partition(":")
+    return {"preserve_color": mode, **({"histogram_mode": variant} if variant else {})}
+
+
+def _parse_style_weights(values: list[str]) -> list[float]:
+    """Accept '0.7,0.3' as well as the option repeated; the engine checks count and signs."""
+    parsed = []
+    for item in (part.strip() for value in values for part in value.split(",")):
+        try:
+            parsed.append(float(item))
+        except ValueError:
+            raise fail(f"--style-weights: {item!r} is not a number") from None
+    return parsed
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int, dict[str, float]], None]]:
+    """A progress bar on stderr, fed by the engine's step callback. It clears itself at the end,
+    leaving stdout with only the summary line."""
+    columns = (TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
+        task = bar.add_task("stylize", total=None, losses="")
+
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            text = " ".join(f"{name} {value:.3g}" for name, value in losses.items())
+            bar.update(task, completed=step, total=total, losses=text)
+
+        yield on_step
+
+
+def _metadata(
+    method: str,
+    params: dict[str, Any],
+    content: Path,
+    styles: list[Path],
+    blend: list[float] | None,
+    result: StyleResult,
+) -> dict[str, object]:
+    """What a PNG needs to be reproduced: method, canonical parameters, seed, inputs, versions."""
+    import torch
+
+    metadata: dict[str, object] = {
+        "Software": f"atelier {__version__}",
+        "atelier:method": method,
+        "atelier:params": params,
+        "atelier:content": content.name,
+        "atelier:styles": [path.name for path in styles],
+        "atelier:style_weights": blend or [1.0] * len(styles),
+        "atelier:device": result.device,
+        "atelier:weights": result.weights_source,
+        "atelier:weights_sha256": result.weights_sha256,
+        "atelier:torch_version": torch.__version__,
+    }
+    if "seed" in params:
+        metadata["atelier:seed"] = str(params["seed"])
+    return metadata
