@@ -1,0 +1,103 @@
+"""`atelier runs`: attempts of jobs, and the runtime distribution per method and size."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from atelier.commands.catalog_common import (
+    ArtistOpt,
+    ContentOpt,
+    JsonOpt,
+    LimitOpt,
+    MethodOpt,
+    SinceOpt,
+    SortOpt,
+    StyleOpt,
+    TagOpt,
+    UntilOpt,
+    make_filters,
+    print_record,
+    print_rows,
+    read_session,
+)
+from atelier.console import user_errors
+
+runs_app = typer.Typer(help="Runs (attempts of jobs): list, show, runtime statistics.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
+
+
+RUN_COLUMNS = {
+    "id": "id",
+    "job": "job_id",
+    "attempt": "attempt",
+    "status": "status",
+    "method": "method",
+    "device": "device",
+    "worker": "worker",
+    "started": "started_at",
+    "seconds": "duration_s",
+    "error": lambda r: r["error_type"] and f"{r['error_type']}: {r['error_message']}"[:80],
+}
+
+
+@runs_app.command("ls")
+def ls(
+    status: Annotated[str | None, typer.Option(help="running, succeeded or failed.")] = None,
+    method: MethodOpt = None,
+    content: ContentOpt = None,
+    style: StyleOpt = None,
+    artist: ArtistOpt = None,
+    tag: TagOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    sort: SortOpt = None,
+    limit: LimitOpt = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs (sort keys: id, started, duration, status)."""
+    with user_errors():
+        from db.queries import list_runs
+
+        filters = make_filters(status=status, method=method, content=content, style=style, artist=artist,
+                               tags=tag, since=since, until=until, sort=sort, limit=limit)
+        with read_session() as session:
+            rows = list_runs(session, filters)
+    print_rows(rows, RUN_COLUMNS, as_json=as_json, empty="no runs match")
+
+
+@runs_app.command("show")
+def show(run_id: Annotated[int, typer.Argument(help="Run id.")], as_json: JsonOpt = False) -> None:
+    """Show one run: parameters, versions, timings, metrics, error and artifacts."""
+    with user_errors():
+        from db.queries import show_run
+
+        with read_session() as session:
+            record = show_run(session, run_id)
+    print_record(record, as_json=as_json)
+
+
+STATS_COLUMNS = {"method": "method", "size": "size", "runs": "runs", "min s": "min_s", "median s": "median_s",
+                 "p90 s": "p90_s", "max s": "max_s"}
+
+
+@runs_app.command("stats")
+def stats(
+    method: MethodOpt = None,
+    style: StyleOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Runtime distribution of succeeded runs per method and output size."""
+    with user_errors():
+        from db.queries import runtime_stats
+
+        filters = make_filters(method=method, style=style, since=since, until=until, limit=None)
+        with read_session() as session:
+            rows = runtime_stats(session, filters)
+    print_rows(rows, STATS_COLUMNS, as_json=as_json, empty="no succeeded runs match")
