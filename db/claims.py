@@ -16,10 +16,10 @@ run history never shows a run "running" forever.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import CTE, ColumnElement, Select, and_, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CTE, Connection, ColumnElement, Select, and_, exists, or_, select, update
 
 from db.errors import InvalidRequest, LeaseLost
 from db.images import normalize_tags
@@ -33,8 +33,9 @@ def _expired(now: datetime) -> ColumnElement[bool]:
     return and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return and_(or_(Job.status == JobStatus.PENDING, _expired(now)), Job.attempts < Job.max_attempts)
+def _rescuable(now: datetime) -> ColumnElement[bool]:
+    """Running, but its worker stopped renewing the lease, and attempts are left."""
+    return and_(_expired(now), Job.attempts < Job.max_attempts)
 
 
 def _filters(
@@ -74,39 +75,42 @@ def claim_jobs(
     tags: Sequence[str] | None = None,
     min_priority: int | None = None,
 ) -> list[int]:
-    """Claim up to `n` jobs for `worker` (highest priority, then oldest first); returns their ids."""
+    """Claim up to `n` jobs for `worker`; returns their ids.
+
+    Jobs whose lease expired come first, then pending ones, each by highest priority, then oldest.
+    """
     if n < 1:
         raise InvalidRequest(f"claim at least one job, not {n}")
     if lease_seconds <= 0:
         raise InvalidRequest(f"the lease must be positive, not {lease_seconds} s")
     now = utcnow()
     conditions = _filters(job_ids, methods, tags, min_priority)
-    with catalog.session() as session:
-        _fail_exhausted_leases(session, now, catalog.dialect)
-        picked = (
-            select(Job.id)
-            .where(_claimable(now), *conditions)
-            .order_by(Job.priority.desc(), Job.id)
-            .limit(n)
-        )
-        claimed = list(
-            session.scalars(
-                update(Job)
-                .where(Job.id == _locked(picked, catalog.dialect).c.id, _claimable(now))
-                .values(
-                    status=JobStatus.RUNNING,
-                    claimed_by=worker,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    attempts=Job.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(Job.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if claimed:
-            _close_orphaned_runs(session, claimed, now, "lease expired; the job was claimed again")
-    return sorted(claimed)
+    claim = {
+        "status": JobStatus.RUNNING,
+        "claimed_by": worker,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "attempts": Job.attempts + 1,
+        "updated_at": now,
+    }
+    with catalog.transaction(durable=False) as connection:
+        _fail_exhausted_leases(connection, now, catalog.dialect)
+        # Rescued jobs (expired leases) first, then pending ones: two index-ordered scans,
+        # because one query over "pending OR expired" would sort every pending job.
+        rescued = _claim_where(connection, catalog.dialect, n, _rescuable(now), conditions, claim)
+        if rescued:
+            _close_orphaned_runs(connection, rescued, now, "lease expired; the job was claimed again")
+        fresh = []
+        if len(rescued) < n:
+            pending = and_(Job.status == JobStatus.PENDING, Job.attempts < Job.max_attempts)
+            fresh = _claim_where(connection, catalog.dialect, n - len(rescued), pending, conditions, claim)
+    return sorted(rescued + fresh)
+
+
+def _claim_where(connection: Connection, dialect: str, n: int, claimable: ColumnElement[bool],
+                 conditions: list[ColumnElement[bool]], claim: dict[str, Any]) -> list[int]:
+    picked = select(Job.id).where(claimable, *conditions).order_by(Job.status, Job.priority.desc(), Job.id).limit(n)
+    statement = update(Job).where(Job.id == _locked(picked, dialect).c.id, claimable).values(**claim)
+    return list(connection.scalars(statement.returning(Job.id)))
 
 
 def _locked(query: Select[tuple[int]], dialect: str) -> CTE:
@@ -121,12 +125,12 @@ def _locked(query: Select[tuple[int]], dialect: str) -> CTE:
     return query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
 
 
-def _fail_exhausted_leases(session: Session, now: datetime, dialect: str) -> None:
+def _fail_exhausted_leases(connection: Connection, now: datetime, dialect: str) -> None:
     """Expired leases on jobs without attempts left: the job fails instead of hanging."""
     stuck = select(Job.id).where(_expired(now), Job.attempts >= Job.max_attempts)
     message = "the worker's lease expired on its last attempt"
     failed = list(
-        session.scalars(
+        connection.scalars(
             update(Job)
             .where(Job.id == _locked(stuck, dialect).c.id, _expired(now))
             .values(
@@ -138,31 +142,28 @@ def _fail_exhausted_leases(session: Session, now: datetime, dialect: str) -> Non
                 updated_at=now,
             )
             .returning(Job.id)
-            .execution_options(synchronize_session=False)
         )
     )
     if failed:
-        _close_orphaned_runs(session, failed, now, message)
+        _close_orphaned_runs(connection, failed, now, message)
 
 
-def _close_orphaned_runs(session: Session, job_ids: list[int], now: datetime, message: str) -> None:
-    session.execute(
+def _close_orphaned_runs(connection: Connection, job_ids: list[int], now: datetime, message: str) -> None:
+    connection.execute(
         update(Run)
         .where(Run.job_id.in_(job_ids), Run.status == RunStatus.RUNNING)
         .values(status=RunStatus.FAILED, finished_at=now, error_type=LEASE_EXPIRED, error_message=message)
-        .execution_options(synchronize_session=False)
     )
 
 
 def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float) -> datetime:
     """Extend a held lease (call it well within the lease); raises LeaseLost if not held."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
-    with catalog.session() as session:
-        renewed = session.execute(
+    with catalog.transaction(durable=False) as connection:
+        renewed = connection.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker)
             .values(lease_expires_at=expires)
-            .execution_options(synchronize_session=False)
         ).rowcount
     if not renewed:
         raise LeaseLost(f"job {job_id} is no longer claimed by {worker}")

@@ -160,10 +160,7 @@ class Job(Base):
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (
-        _one_of("status", JobStatus),
-        Index("ix_jobs_claim_order", "status", "priority", "id"),
-    )
+    __table_args__ = (_one_of("status", JobStatus),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     content_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
@@ -186,6 +183,11 @@ class Job(Base):
         back_populates="job", cascade="all, delete-orphan", order_by="JobStyle.position"
     )
     runs: Mapped[list[Run]] = relationship(back_populates="job", order_by="Run.attempt")
+
+
+# Claims scan this index in exactly their order (status, then highest priority, then oldest),
+# so taking the next n jobs reads n index entries instead of sorting every pending job.
+Index("ix_jobs_claim_order", Job.status, Job.priority.desc(), Job.id)
 
 
 class JobStyle(Base):

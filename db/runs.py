@@ -17,10 +17,28 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Connection,
+    Float,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.errors import LeaseLost, NotFound
-from db.models import Artifact, Job, JobStatus, Run, RunStatus, utcnow
+from db.models import Artifact, Job, JobStatus, Run, RunStatus, UTCDateTime, utcnow
 from db.session import Catalog
 
 MAX_TRACEBACK_CHARS = 20_000
@@ -41,8 +59,97 @@ class ArtifactRecord:
     fps: float | None = None
 
 
-def _held(job_id: int, worker: str) -> Any:
-    return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker)
+class _SecondsBetween(FunctionElement[float]):
+    """`end - start` in seconds, computed by the database (its date arithmetic differs per dialect)."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(_SecondsBetween, "postgresql")
+def _seconds_between_postgresql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+@compiles(_SecondsBetween)
+def _seconds_between_sqlite(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+def _p(name: str, type_: Any = None) -> Any:
+    return bindparam(f"p_{name}", type_=type_)
+
+
+# The hot-path statements are built once: constructing SQLAlchemy statements costs more
+# CPU than executing these small ones. Parameters are named p_<name>.
+
+# INSERT ... SELECT FROM jobs WHERE <held>: the lease check and the insert are one statement.
+_START_VALUES: dict[str, Any] = {
+    "job_id": Job.id,
+    "attempt": select(func.coalesce(func.max(Run.attempt), 0) + 1).where(Run.job_id == Job.id).scalar_subquery(),
+    "status": literal(RunStatus.RUNNING.value),
+    "worker": _p("worker", String()),
+    "params": func.coalesce(_p("params", JSON(none_as_null=True)), Job.params),
+    "seed": _p("seed", BigInteger()),
+    "versions": _p("versions", JSON()),
+    "device": _p("device", String()),
+    "host": _p("host", String()),
+    "started_at": _p("now", UTCDateTime()),
+    "timings": _p("empty", JSON()),
+    "metrics": _p("empty", JSON()),
+    "flow_run_id": _p("flow_run_id", String()),
+    "task_run_id": _p("task_run_id", String()),
+}
+
+
+def _held() -> ColumnElement[bool]:
+    return and_(Job.id == _p("job_id"), Job.status == JobStatus.RUNNING, Job.claimed_by == _p("worker"))
+
+
+_START_RUN = (
+    insert(Run)
+    .from_select(list(_START_VALUES), select(*_START_VALUES.values()).where(_held()))
+    .returning(Run.id)
+)
+
+_CLOSE_RUN = (
+    update(Run)
+    .where(Run.id == _p("run_id"), Run.status == RunStatus.RUNNING, Run.worker == _p("worker"))
+    .values(
+        status=_p("status"),
+        finished_at=_p("now", UTCDateTime()),
+        duration_s=_SecondsBetween(Run.started_at, _p("now", UTCDateTime())),
+        timings=_p("timings", JSON()),
+        metrics=func.coalesce(_p("metrics", JSON(none_as_null=True)), Run.metrics),
+        peak_memory_bytes=_p("peak_memory_bytes", BigInteger()),
+        cache_hit=_p("cache_hit", Boolean()),
+        error_type=_p("error_type", String()),
+        error_message=_p("error_message", String()),
+        error_traceback=_p("error_traceback", String()),
+    )
+    .returning(Run.job_id)
+)
+
+# Outcome of the job: `p_outcome`, except that a transient failure with attempts left
+# (`p_retry`) puts it back to pending.
+_RELEASE_JOB = (
+    update(Job)
+    .where(_held())
+    .values(
+        status=case(
+            (and_(_p("retry", Boolean()), Job.attempts < Job.max_attempts), literal(JobStatus.PENDING.value)),
+            else_=_p("outcome", String()),
+        ),
+        claimed_by=None,
+        lease_expires_at=None,
+        last_error_type=_p("error_type", String()),
+        last_error_message=_p("error_message", String()),
+        updated_at=_p("now", UTCDateTime()),
+    )
+    .returning(Job.status)
+)
 
 
 def start_run(
@@ -63,32 +170,16 @@ def start_run(
     `params` defaults to the job's; pass the fully resolved ones (seed and per-weights
     defaults filled in) when they differ, so the run alone suffices to reproduce it.
     """
-    now = utcnow()
-    with catalog.session() as session:
-        job = session.execute(select(Job.params).where(_held(job_id, worker))).first()
-        if job is None:
-            raise LeaseLost(f"job {job_id} is not claimed by {worker}; claim it before starting a run")
-        attempt = select(func.coalesce(func.max(Run.attempt), 0) + 1).where(Run.job_id == job_id).scalar_subquery()
-        return session.scalars(
-            insert(Run)
-            .values(
-                job_id=job_id,
-                attempt=attempt,
-                status=RunStatus.RUNNING,
-                worker=worker,
-                params=dict(params) if params is not None else job.params,
-                seed=seed,
-                versions=dict(versions or {}),
-                device=device,
-                host=host,
-                started_at=now,
-                timings={},
-                metrics={},
-                flow_run_id=flow_run_id,
-                task_run_id=task_run_id,
-            )
-            .returning(Run.id)
-        ).one()
+    values = {
+        "p_job_id": job_id, "p_worker": worker, "p_params": dict(params) if params is not None else None,
+        "p_seed": seed, "p_versions": dict(versions or {}), "p_device": device, "p_host": host, "p_now": utcnow(),
+        "p_empty": {}, "p_flow_run_id": flow_run_id, "p_task_run_id": task_run_id,
+    }
+    with catalog.transaction(durable=False) as connection:
+        run_id = connection.scalar(_START_RUN, values)
+    if run_id is None:
+        raise LeaseLost(f"job {job_id} is not claimed by {worker}; claim it before starting a run")
+    return run_id
 
 
 def complete_run(
@@ -105,29 +196,16 @@ def complete_run(
     """In one transaction: close the run as succeeded, record its artifacts, mark the job
     succeeded and release its lease. Returns the artifact ids."""
     now = utcnow()
-    with catalog.session() as session:
-        run = _running(session, run_id, worker)
-        session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(
-                status=RunStatus.SUCCEEDED,
-                finished_at=now,
-                duration_s=(now - run.started_at).total_seconds(),
-                timings=dict(timings or {}),
-                metrics=dict(metrics or {}),
-                peak_memory_bytes=peak_memory_bytes,
-                cache_hit=cache_hit,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        _release(session, run.job_id, worker, JobStatus.SUCCEEDED, now, error=(None, None))
+    with catalog.transaction(durable=False) as connection:
+        job_id = _close_run(connection, run_id, worker, now, status=RunStatus.SUCCEEDED, timings=timings,
+                            metrics=dict(metrics or {}), peak_memory_bytes=peak_memory_bytes, cache_hit=cache_hit)
+        _release(connection, job_id, worker, now, outcome=JobStatus.SUCCEEDED)
         if not artifacts:
             return []
         return list(
-            session.scalars(
+            connection.scalars(
                 insert(Artifact).returning(Artifact.id, sort_by_parameter_order=True),
-                [{**asdict(a), "run_id": run_id, "job_id": run.job_id, "created_at": now} for a in artifacts],
+                [{**asdict(a), "run_id": run_id, "job_id": job_id, "created_at": now} for a in artifacts],
             )
         )
 
@@ -150,56 +228,39 @@ def fail_run(
     now = utcnow()
     if traceback is not None and len(traceback) > MAX_TRACEBACK_CHARS:
         traceback = "...\n" + traceback[-MAX_TRACEBACK_CHARS:]
-    with catalog.session() as session:
-        run = _running(session, run_id, worker)
-        session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(
-                status=RunStatus.FAILED,
-                finished_at=now,
-                duration_s=(now - run.started_at).total_seconds(),
-                timings=dict(timings or {}),
-                error_type=error_type,
-                error_message=message,
-                error_traceback=traceback,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        retry = and_(literal(transient), Job.attempts < Job.max_attempts)
-        next_status = case((retry, literal(JobStatus.PENDING.value)), else_=literal(JobStatus.FAILED.value))
-        return _release(session, run.job_id, worker, next_status, now, error=(error_type, message))
+    error = {"error_type": error_type, "error_message": message}
+    with catalog.transaction(durable=False) as connection:
+        job_id = _close_run(connection, run_id, worker, now, status=RunStatus.FAILED, timings=timings,
+                            error_traceback=traceback, **error)
+        return _release(connection, job_id, worker, now, outcome=JobStatus.FAILED, retry=transient, **error)
 
 
-def _running(session: Any, run_id: int, worker: str) -> Any:
-    run = session.execute(
-        select(Run.job_id, Run.started_at, Run.status, Run.worker).where(Run.id == run_id)
-    ).first()
+_CLOSE_DEFAULTS = dict.fromkeys(
+    ("metrics", "peak_memory_bytes", "cache_hit", "error_type", "error_message", "error_traceback")
+)
+
+
+def _close_run(connection: Connection, run_id: int, worker: str, now: datetime, *, status: RunStatus,
+               timings: Mapping[str, float] | None, **values: Any) -> int:
+    """Finish a running run of this worker; returns its job id."""
+    params = {**_CLOSE_DEFAULTS, **values, "run_id": run_id, "worker": worker, "now": now, "status": status.value,
+              "timings": dict(timings or {})}
+    job_id = connection.scalar(_CLOSE_RUN, {f"p_{k}": v for k, v in params.items()})
+    if job_id is not None:
+        return job_id
+    run = connection.execute(select(Run.status, Run.worker).where(Run.id == run_id)).first()
     if run is None:
         raise NotFound(f"no run with id {run_id}")
-    if run.status != RunStatus.RUNNING or run.worker != worker:
-        raise LeaseLost(f"run {run_id} is {run.status} (worker {run.worker}); {worker} cannot record it")
-    return run
+    raise LeaseLost(f"run {run_id} is {run.status} (worker {run.worker}); {worker} cannot record it")
 
 
-def _release(
-    session: Any, job_id: int, worker: str, status: Any, now: datetime, *, error: tuple[str | None, str | None]
-) -> str:
+def _release(connection: Connection, job_id: int, worker: str, now: datetime, *, outcome: JobStatus,
+             retry: bool = False, error_type: str | None = None, error_message: str | None = None) -> str:
     """Set the job's outcome and drop the lease, only if this worker still holds it."""
-    new_status = session.scalars(
-        update(Job)
-        .where(_held(job_id, worker))
-        .values(
-            status=status,
-            claimed_by=None,
-            lease_expires_at=None,
-            last_error_type=error[0],
-            last_error_message=error[1],
-            updated_at=now,
-        )
-        .returning(Job.status)
-        .execution_options(synchronize_session=False)
-    ).first()
+    new_status = connection.scalar(_RELEASE_JOB, {
+        "p_job_id": job_id, "p_worker": worker, "p_now": now, "p_outcome": outcome.value, "p_retry": retry,
+        "p_error_type": error_type, "p_error_message": error_message,
+    })
     if new_status is None:
         # Raising rolls back the run and artifact rows written in this transaction.
         raise LeaseLost(f"job {job_id} is no longer claimed by {worker}; its result is discarded")
@@ -235,16 +296,15 @@ def reset_failed(
         )
     if limit is not None:
         query = query.limit(limit)
-    with catalog.session() as session:
-        ids = list(session.scalars(query))
+    with catalog.transaction() as connection:
+        ids = list(connection.scalars(query))
         if not ids:
             return []
         return sorted(
-            session.scalars(
+            connection.scalars(
                 update(Job)
                 .where(Job.id.in_(ids), Job.status == JobStatus.FAILED)
                 .values(status=JobStatus.PENDING, attempts=0, claimed_by=None, lease_expires_at=None, updated_at=utcnow())
                 .returning(Job.id)
-                .execution_options(synchronize_session=False)
             )
         )

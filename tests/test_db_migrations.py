@@ -35,13 +35,14 @@ def test_a_database_without_schema_asks_for_db_upgrade(empty_database_url):
         open_catalog(empty_database_url, create_if_empty=True)
 
 
-def test_a_stale_schema_asks_for_db_upgrade(catalog_url):
-    engine = make_engine(catalog_url)
+def test_a_schema_from_a_newer_atelier_is_refused(empty_database_url):
+    upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
     with engine.begin() as connection:
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
     engine.dispose()
     with pytest.raises(SchemaOutOfDate, match="newer Atelier"):
-        open_catalog(catalog_url)
+        open_catalog(empty_database_url)
 
 
 def test_an_empty_catalog_is_created_on_request(empty_database_url):

@@ -74,7 +74,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_jobs_idempotency_key'))
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.create_index('ix_jobs_claim_order', ['status', 'priority', 'id'], unique=False)
+        batch_op.create_index('ix_jobs_claim_order', ['status', sa.text('priority DESC'), 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_content_id'), ['content_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_method'), ['method'], unique=False)
