@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     vgg_weights: str = "caffe"
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     lease_seconds: int = Field(default=1800, ge=10)
+    # Retries of a job's task after a transient failure (store, network, database),
+    # with exponential backoff starting at retry_delay_seconds.
+    task_retries: int = Field(default=3, ge=0)
+    retry_delay_seconds: float = Field(default=10.0, ge=0)
     nightly_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     work_pool: str = "atelier"

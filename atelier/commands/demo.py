@@ -1,0 +1,116 @@
+"""`atelier demo` (`make demo`): the whole system on the embedded defaults, in minutes, on a CPU.
+
+It goes through the same doors a user does: `catalog add` registers the pictures, `jobs
+matrix` creates the jobs and the gallery flow runs them on Prefect's local ephemeral API.
+Every step is idempotent, so running the demo again reuses the catalog and only does
+what is still to do.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from atelier.commands.gallery import exit_code, print_report, quiet_embedded_prefect, run_flow_for_report
+from atelier.console import console, fail, user_errors
+
+DEMO_TAG = "demo"
+# Pictures that scikit-image ships inside its wheel (no download): two photos to render,
+# and two strongly textured images to lend them a style.
+SAMPLE_CONTENTS = ("astronaut", "chelsea")
+SAMPLE_STYLES = ("hubble_deep_field", "immunohistochemistry")
+# Small enough for a 2-core CPU: 8 jobs in about a minute.
+DEMO_PARAMS = {"size": 128, "iterations": 50}
+# Plain Gatys, and Gatys keeping the photo's colors (luminance-only transfer).
+VARIANTS: tuple[list[str], ...] = ([], ["preserve_color=luminance"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A folder with content/ and style/ subfolders of your own images.", show_default=False),
+    ] = None,
+) -> None:
+    """Run the system end to end on sample images: catalog, jobs, gallery flow, contact sheet.
+
+    The jobs are Gatys, and Gatys keeping the photo's colors, for every content x style.
+    """
+    quiet_embedded_prefect()
+    from atelier.commands.catalog import add as catalog_add
+    from atelier.commands.jobs import matrix
+
+    folders = user_folders(data) if data else write_samples(Path(".atelier/demo-inputs"))
+    with user_errors():
+        console.rule("1. catalog: register the images")
+        for role, folder in folders.items():
+            catalog_add([folder], role=role, tag=[DEMO_TAG])
+        console.rule("2. jobs: one per content x style x variant")
+        size_params = [f"{key}={value}" for key, value in DEMO_PARAMS.items()]
+        for extra in VARIANTS:
+            matrix([f"tag:{DEMO_TAG}"], [f"tag:{DEMO_TAG}"], "gatys", param=size_params + extra)
+        console.rule("3. the gallery flow (Prefect, local ephemeral API)")
+        from flows.gallery import gallery
+
+        report = run_flow_for_report(gallery, limit=1000, tags=[DEMO_TAG])
+    print_report(report)
+    if not report.lines:
+        console.print("nothing left to do: every demo job has already run")
+    print_catalog_summary()
+    raise typer.Exit(exit_code(report))
+
+
+def write_samples(root: Path) -> dict[str, Path]:
+    """Write the scikit-image samples as PNG files (byte-identical on every run)."""
+    import skimage.data
+    from PIL import Image
+
+    folders = {"content": root / "content", "style": root / "style"}
+    for role, names in (("content", SAMPLE_CONTENTS), ("style", SAMPLE_STYLES)):
+        folders[role].mkdir(parents=True, exist_ok=True)
+        for name in names:
+            target = folders[role] / f"{name}.png"
+            if not target.exists():
+                Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(target)
+    return folders
+
+
+def user_folders(data: Path) -> dict[str, Path]:
+    folders = {"content": data / "content", "style": data / "style"}
+    missing = [str(path) for path in folders.values() if not path.is_dir()]
+    if missing:
+        raise fail(f"--data {data}: expected folders {', '.join(missing)}")
+    return folders
+
+
+def print_catalog_summary() -> None:
+    """Jobs of the demo by method variant and status, with the median runtime of successes."""
+    from statistics import median
+
+    from atelier.commands.catalog_common import make_filters, read_session
+    from db.queries import list_jobs, list_runs
+
+    with read_session() as session:
+        jobs = list_jobs(session, make_filters(tags=[DEMO_TAG], limit=None))
+        runs = list_runs(session, make_filters(tags=[DEMO_TAG], status="succeeded", limit=None))
+    variant = {job["id"]: _variant(job["params"]) for job in jobs}
+    counts = Counter((variant[job["id"]], job["status"]) for job in jobs)
+    seconds: dict[str, list[float]] = {}
+    for run in runs:
+        seconds.setdefault(variant[run["job_id"]], []).append(run["duration_s"] or 0.0)
+    table = Table("variant", "status", "jobs", "median seconds", title="catalog: demo jobs")
+    for (name, status), count in sorted(counts.items()):
+        runtime = f"{median(seconds[name]):.1f}" if status == "succeeded" and seconds.get(name) else ""
+        table.add_row(name, status, str(count), runtime)
+    console.print(table)
+
+
+def _variant(params: dict) -> str:
+    return "gatys + " + params["preserve_color"] if params.get("preserve_color") else "gatys"

@@ -1,0 +1,123 @@
+"""`atelier gallery run` and `atelier jobs rerun-failed`: run a batch flow now, in this
+process, and print its outcome.
+
+Both (and `atelier demo`) share the summary and the exit-code rule: 0 when every job
+succeeded, 1 when a job failed (the others still ran), 2 for a usage or service error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from atelier.commands.catalog_common import parse_time
+from atelier.commands.jobs import jobs_app
+from atelier.console import console, user_errors
+
+if TYPE_CHECKING:
+    from flows.report import BatchReport
+
+JOB_FAILED_EXIT = 1
+
+
+def register(app: typer.Typer) -> None:
+    gallery_app = typer.Typer(help="The gallery flow: stylize pending catalog jobs.", no_args_is_help=True)
+    gallery_app.command("run")(run_gallery)
+    app.add_typer(gallery_app, name="gallery")
+    jobs_app.command("rerun-failed")(rerun_failed)
+
+
+def run_gallery(
+    limit: Annotated[int, typer.Option(help="Claim at most this many pending jobs.")] = 50,
+    method: Annotated[list[str] | None, typer.Option(help="Only jobs of this method (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only jobs with an input image tagged so (repeatable).")] = None,
+    min_priority: Annotated[int | None, typer.Option(help="Only jobs of at least this priority.")] = None,
+) -> None:
+    """Run the gallery flow now on the pending jobs of the catalog."""
+    quiet_embedded_prefect()
+    with user_errors():
+        from flows.gallery import gallery
+
+        report = run_flow_for_report(gallery, limit=limit, methods=method, tags=tag, min_priority=min_priority)
+    print_report(report)
+    raise typer.Exit(exit_code(report))
+
+
+def rerun_failed(
+    job: Annotated[list[int] | None, typer.Option("--job", help="A failed job's id (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Failed at or after this date or time (ISO 8601, UTC).")] = None,
+    method: Annotated[str | None, typer.Option(help="Only jobs of this method.")] = None,
+    error_contains: Annotated[str | None, typer.Option(help="Only jobs whose error mentions this text.")] = None,
+    max_jobs: Annotated[int, typer.Option("--max", help="Rerun at most this many jobs.")] = 100,
+) -> None:
+    """Reset failed jobs to pending and run them again (the rerun-failed flow)."""
+    quiet_embedded_prefect()
+    with user_errors():
+        from flows.rerun_failed import rerun_failed as rerun_flow
+
+        report = run_flow_for_report(
+            rerun_flow,
+            job_ids=job,
+            since=parse_time(since, "--since"),
+            method=method,
+            error_contains=error_contains,
+            max_jobs=max_jobs,
+        )
+    print_report(report)
+    raise typer.Exit(exit_code(report))
+
+
+def run_flow_for_report(flow: Any, **parameters: Any) -> BatchReport:
+    """Run a batch flow and return its report, whether the flow run completed or failed.
+
+    A flow run fails with BatchFailed when some jobs failed; any other failure (the catalog
+    unreachable, say) is re-raised for `user_errors` to explain.
+    """
+    from flows.report import BatchFailed
+
+    state = flow(**parameters, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BatchFailed):
+        return outcome.report
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def quiet_embedded_prefect() -> None:
+    """Without a Prefect server, skip telemetry: offline it fails and locks the ephemeral database.
+
+    Call it before importing Prefect, which reads its settings at import.
+    """
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def print_report(report: BatchReport) -> None:
+    """Succeeded and failed jobs (with reasons) and where the contact sheet is."""
+    console.print(f"[bold]{report.headline()}[/]")
+    if not report.lines:
+        return
+    table = Table("job", "status", "content × style", "method", "seconds", "output or reason")
+    for line in report.lines:
+        ok = line.status == "succeeded"
+        table.add_row(
+            str(line.job_id),
+            f"[green]{line.status}[/]" if ok else f"[red]{line.status}[/]",
+            f"{line.content} × {line.styles}",
+            f"{line.method} {line.size or ''}",
+            f"{line.seconds:.1f}" if line.seconds is not None else "",
+            (line.output_uri or "") if ok else (line.error or ""),
+        )
+    console.print(table)
+    if report.contact_sheet:
+        console.print(f"contact sheet: {report.contact_sheet_at}")
+
+
+def exit_code(report: BatchReport) -> int:
+    return JOB_FAILED_EXIT if report.failed else 0

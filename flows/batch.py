@@ -1,0 +1,105 @@
+"""Running a set of claimed jobs and reporting on them: the part gallery and rerun share.
+
+Jobs run concurrently up to the GPU slots. A failed job never stops the others; only
+after all are done does the flow run fail, naming each failed job and its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from atelier.settings import get_settings
+from flows.report import BatchFailed, BatchReport, describe_jobs, publish
+from tasks.catalog_extras import jobs_of_flow_run
+from tasks.contact_sheet import upload_contact_sheet
+from tasks.run_job import configured_run_job
+from tasks.workshop import Workshop, WorkshopConfig, workshop_for
+
+PROGRESS_STEP = 5.0  # percent; every update is an API write
+
+
+def open_workshop() -> Workshop:
+    """Read the settings (flow entry points are where that happens) and open the services."""
+    workshop = workshop_for(WorkshopConfig.from_settings(get_settings()))
+    get_run_logger().info("using %s", workshop.config.describe())
+    return workshop
+
+
+def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> BatchReport:
+    """Claim jobs while holding this host's GPU slots, run them, then publish the contact sheet
+    and artifacts; raise BatchFailed if any job failed.
+
+    `claim()` takes the jobs from the catalog. Claiming only once the slots are held
+    keeps a waiting flow run from sitting on leased jobs it cannot start.
+    """
+    logger = get_run_logger()
+    with gpu_slots(workshop):
+        job_ids = claim()
+        if job_ids:
+            logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
+            run_jobs(workshop, job_ids)
+    # A retried flow run also reports the jobs its earlier attempts finished.
+    batch = sorted(set(job_ids) | set(jobs_of_flow_run(workshop.catalog, str(flow_run.id))))
+    if not batch:
+        logger.info("%s: no jobs to run", name)
+        return BatchReport(name=name, lines=())
+    report = describe_jobs(workshop, name, batch)
+    sheet = upload_contact_sheet(workshop, [(line.thumbnail_uri, line.caption) for line in report.lines])
+    report = BatchReport(name, report.lines, contact_sheet=sheet, contact_sheet_at=workshop.store.url_for(sheet))
+    publish(report, key_prefix=name)
+    logger.info("%s; contact sheet %s", report.headline(), sheet)
+    if report.failed:
+        raise BatchFailed(report)
+    return report
+
+
+@contextmanager
+def gpu_slots(workshop: Workshop) -> Iterator[None]:
+    """Hold this host's GPU concurrency slots for the batch.
+
+    Slots are taken per batch, not per job: the thread pool already caps this flow run at
+    `gpu_slots` jobs, and the limit makes concurrent flow runs on the same host (a nightly
+    run and a rerun under `serve`) wait for each other. Acquiring per job would cost an API
+    round trip each, seconds on Prefect's SQLite-backed ephemeral server.
+    """
+    ensure_gpu_limit(workshop.gpu_limit, workshop.config.gpu_slots)
+    with concurrency(workshop.gpu_limit, occupy=workshop.config.gpu_slots):
+        yield
+
+
+def ensure_gpu_limit(name: str, slots: int) -> None:
+    """Create (or resize) the GPU concurrency limit to the configured slots.
+
+    `concurrency()` silently skips a limit that does not exist, so without this the cap
+    would not apply at all.
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, slots)
+
+
+def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
+    """One task per job, at most `gpu_slots` at once, with a live progress artifact.
+
+    Outcomes are not collected here: the catalog has them, including for jobs whose
+    task crashed before it could return.
+    """
+    run_job = configured_run_job(workshop)
+    progress = create_progress_artifact(0.0, description=f"{len(job_ids)} jobs")
+    shown = 0.0
+    with ThreadPoolTaskRunner(max_workers=workshop.config.gpu_slots) as runner:
+        futures = [runner.submit(run_job, {"job_id": job_id, "workshop": workshop}) for job_id in job_ids]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            percent = 100.0 * done / len(futures)
+            if percent - shown >= PROGRESS_STEP or done == len(futures):
+                update_progress_artifact(progress, percent)
+                shown = percent

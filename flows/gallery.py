@@ -1,0 +1,51 @@
+"""The nightly gallery: stylize what is pending in the catalog and lay out the results.
+
+Idempotency lives in the catalog, not in Prefect: the flow asks the catalog what is still
+to do. A retried flow run (the dashboard's Retry re-runs the same flow-run id) re-opens
+only the jobs it attempted that failed; its succeeded jobs are never run again.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from db.claims import claim_jobs
+from db.runs import reset_failed
+from flows.batch import open_workshop, run_batch
+from flows.report import BatchReport
+from tasks.catalog_extras import jobs_of_flow_run
+from tasks.workshop import Workshop
+
+
+@flow(name="gallery", retries=0)  # retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+def gallery(
+    limit: int = 50,
+    methods: list[str] | None = None,
+    tags: list[str] | None = None,
+    min_priority: int | None = None,
+) -> BatchReport:
+    """Claim up to `limit` pending jobs (optionally filtered) and run them."""
+    workshop = open_workshop()
+    if flow_run.run_count > 1:
+        reopen_failed_jobs_of_this_run(workshop)
+
+    def claim() -> list[int]:
+        return claim_jobs(
+            workshop.catalog,
+            limit,
+            workshop.worker,
+            workshop.config.lease_seconds,
+            methods=methods or None,
+            tags=tags or None,
+            min_priority=min_priority,
+        )
+
+    return run_batch(workshop, "gallery", claim)
+
+
+def reopen_failed_jobs_of_this_run(workshop: Workshop) -> None:
+    """On a retry, make this flow run's failed jobs pending again so the claim picks them up."""
+    attempted = jobs_of_flow_run(workshop.catalog, str(flow_run.id))
+    reopened = reset_failed(workshop.catalog, job_ids=attempted) if attempted else []
+    get_run_logger().info("retry %d of this flow run: re-opened failed jobs %s", flow_run.run_count - 1, reopened)

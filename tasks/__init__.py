@@ -1,0 +1,1 @@
+"""Prefect tasks: where the style engine meets the catalog and the artifact store."""

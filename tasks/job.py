@@ -1,0 +1,259 @@
+"""Running one job, start to finish, as plain Python (the Prefect task is a thin wrapper).
+
+The order of steps is the contract with the catalog: the job must be held (claimed by
+this worker) before a Run is opened; a Run is closed exactly once, as succeeded (with
+its artifacts and the job's new status in one transaction) or as failed (with the error).
+A worker that lost its lease records nothing: the catalog raises LeaseLost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from db import LeaseLost
+from db.claims import claim_jobs, renew_lease
+from db.jobs import JobSpec, job_spec
+from db.models import ArtifactKind, JobStatus
+from db.runs import ArtifactRecord, complete_run, fail_run, start_run
+from tasks.progress import throttled_progress
+from tasks.provenance import device_name, library_versions
+from tasks.retry import is_transient
+from tasks.workshop import Workshop
+
+THUMBNAIL_SIDE = 256
+
+
+class JobNotHeld(RuntimeError):
+    """The job cannot be claimed by this worker: another holds it, or it is already done."""
+
+
+class JobFailed(RuntimeError):
+    """The catalog has recorded the job as failed for good; retrying the task is pointless."""
+
+
+@dataclass(frozen=True)
+class RunIds:
+    """Where an attempt sits in Prefect, recorded on the Run to link the two histories."""
+
+    flow_run_id: str | None
+    task_run_id: str | None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a task hands back: ids and URIs only (a flow keeps every result in memory)."""
+
+    job_id: int
+    run_id: int
+    output_uri: str
+    thumbnail_uri: str
+
+
+def perform_job(
+    workshop: Workshop, job_id: int, ids: RunIds, *, final_attempt: bool, logger: logging.Logger | logging.LoggerAdapter
+) -> JobResult:
+    """Run job `job_id` and record the outcome; raise after recording a failure."""
+    spec = hold_job(workshop, job_id)
+    run_id = start_run(
+        workshop.catalog,
+        job_id,
+        workshop.worker,
+        params=spec.params,
+        seed=spec.params.get("seed"),
+        versions={**library_versions(), **weights_provenance(spec.method, workshop)},
+        device=device_name(workshop.device),
+        host=workshop.host,
+        flow_run_id=ids.flow_run_id,
+        task_run_id=ids.task_run_id,
+    )
+    timings: dict[str, float] = {}
+    try:
+        with phase(timings, "load"):
+            content, styles = load_inputs(workshop, spec)
+        with phase(timings, "compute"):
+            result = render(workshop, spec, content, styles, logger)
+        with phase(timings, "upload"):
+            artifacts = upload_outputs(workshop, spec, result.image)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        record_failure(workshop, run_id, exc, timings, retry_later=is_transient(exc) and not final_attempt)
+        raise
+    complete_run(
+        workshop.catalog,
+        run_id,
+        workshop.worker,
+        artifacts=artifacts,
+        timings=timings,
+        metrics={**result.metrics, "losses": result.losses, "iterations": result.iterations},
+        peak_memory_bytes=peak_memory(workshop.device),
+        cache_hit=result.cache_hit,
+    )
+    logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
+    return JobResult(job_id, run_id, artifacts[0].uri, artifacts[1].uri)
+
+
+def hold_job(workshop: Workshop, job_id: int) -> JobSpec:
+    """The job's spec, claiming it by id first unless this worker already holds it.
+
+    The flow claims jobs before submitting them; a Prefect retry of a transient failure
+    finds the job pending again (the catalog released it) and claims it here.
+    """
+    with workshop.catalog.reader() as session:
+        spec = job_spec(session, job_id)
+    if spec.status == JobStatus.RUNNING and spec.claimed_by == workshop.worker:
+        return spec
+    if not claim_jobs(workshop.catalog, 1, workshop.worker, workshop.config.lease_seconds, job_ids=[job_id]):
+        raise JobNotHeld(f"job {job_id} is {spec.status} and cannot be claimed by {workshop.worker}")
+    with workshop.catalog.reader() as session:
+        return job_spec(session, job_id)
+
+
+def weights_provenance(method: str, workshop: Workshop) -> dict[str, str]:
+    """Which VGG weights the engine will use, for the Run's versions (loaded once per process).
+
+    A loading error is left for the engine to raise inside the recorded attempt.
+    """
+    if method == "noop":
+        return {}
+    from style_engine.errors import InvalidInputError
+    from style_engine.vgg import load_vgg
+
+    try:
+        loaded = load_vgg(workshop.config.weights, workshop.device)
+    except InvalidInputError:
+        return {"weights_source": workshop.config.weights}
+    return {"weights_source": loaded.source, "weights_sha256": loaded.sha256}
+
+
+def load_inputs(workshop: Workshop, spec: JobSpec) -> tuple[Any, list[Any]]:
+    """Decode the content and style images, fetched through the local sha256 cache."""
+    from style_engine.images import load_image
+
+    def load(ref: Any, role: str) -> Any:
+        data = workshop.inputs.fetch(ref.uri, ref.sha256)
+        name = f"{role} image {ref.id} ({ref.uri})"
+        return load_image(data, name=name, max_pixels=workshop.config.max_image_pixels)
+
+    return load(spec.content, "content"), [load(ref, "style") for ref in spec.styles]
+
+
+def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any) -> Any:
+    """Run the engine, logging progress and keeping the lease alive on long runs."""
+    from style_engine.methods import run_method
+
+    report = throttled_progress(logger, f"job {spec.id}")
+    keep_lease = lease_keeper(workshop, spec.id)
+
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        report(step, total, losses)
+        keep_lease()
+
+    return run_method(
+        spec.method,
+        content,
+        styles,
+        spec.params,
+        style_weights=list(spec.style_weights),
+        device=workshop.device,
+        weights=workshop.config.weights,
+        cache=workshop.style_targets,
+        style_keys=[ref.sha256 for ref in spec.styles],
+        on_step=on_step,
+    )
+
+
+def lease_keeper(workshop: Workshop, job_id: int) -> Callable[[], None]:
+    """A callable that renews the job's lease once a third of it has passed.
+
+    Without renewal a job longer than the lease would be claimed by a second worker
+    while the first still runs it.
+    """
+    interval = workshop.config.lease_seconds / 3
+    last = time.monotonic()
+
+    def keep() -> None:
+        nonlocal last
+        if time.monotonic() - last >= interval:
+            renew_lease(workshop.catalog, job_id, workshop.worker, workshop.config.lease_seconds)
+            last = time.monotonic()
+
+    return keep
+
+
+def upload_outputs(workshop: Workshop, spec: JobSpec, image: Any) -> list[ArtifactRecord]:
+    """Store the output PNG (tagged with what made it) and its thumbnail."""
+    from style_engine.images import png_bytes, thumbnail
+
+    metadata = {
+        "atelier:job": str(spec.id),
+        "atelier:method": spec.method,
+        "atelier:params": json.dumps(spec.params, sort_keys=True),
+        "atelier:seed": str(spec.params.get("seed", "")),
+        "atelier:content": spec.content.sha256,
+        "atelier:styles": ",".join(ref.sha256 for ref in spec.styles),
+    }
+    thumb = thumbnail(image, THUMBNAIL_SIDE)
+    records = []
+    for kind, picture, meta in ((ArtifactKind.OUTPUT, image, metadata), (ArtifactKind.THUMBNAIL, thumb, None)):
+        stored = workshop.store.put_bytes(png_bytes(picture, meta), suffix=".png", content_type="image/png")
+        records.append(
+            ArtifactRecord(
+                kind=kind.value,
+                uri=stored.uri,
+                sha256=stored.sha256,
+                bytes=stored.size,
+                content_type=stored.content_type,
+                width=picture.width,
+                height=picture.height,
+            )
+        )
+    return records
+
+
+def record_failure(
+    workshop: Workshop, run_id: int, exc: BaseException, timings: dict[str, float], *, retry_later: bool
+) -> None:
+    """Close the run as failed; raise JobFailed when a transient error has used up its retries.
+
+    The catalog puts a job with a transient error back to pending while attempts remain;
+    when it answers `failed`, another Prefect retry would find nothing to claim.
+    """
+    status = fail_run(
+        workshop.catalog,
+        run_id,
+        workshop.worker,
+        error_type=type(exc).__name__,
+        message=str(exc) or type(exc).__name__,
+        traceback="".join(traceback.format_exception(exc)),
+        transient=retry_later,
+        timings=timings,
+    )
+    if status == JobStatus.FAILED and is_transient(exc):
+        raise JobFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def peak_memory(device: str) -> int | None:
+    """Peak accelerator memory of this process, where the device reports it."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return int(torch.cuda.max_memory_allocated(torch.device(device)))
+
+
+@contextmanager
+def phase(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall time of the block to `timings[name]` (recorded even on failure)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 4)
