@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from db.errors import SchemaOutOfDate
-from db.session import Catalog, _translate_unavailable, make_catalog, safe_url
+from db.session import Catalog, make_catalog, safe_url, translate_unavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -33,7 +33,7 @@ def head_revisions() -> set[str]:
 
 
 def current_revisions(catalog: Catalog) -> set[str]:
-    with _translate_unavailable(catalog.url), catalog.engine.connect() as connection:
+    with translate_unavailable(catalog.url), catalog.engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads())
 
 
@@ -60,7 +60,7 @@ def _known_revisions() -> set[str]:
 
 
 def upgrade_catalog(catalog: Catalog, revision: str = "head") -> None:
-    with _translate_unavailable(catalog.url):
+    with translate_unavailable(catalog.url):
         command.upgrade(alembic_config(catalog), revision)
 
 

@@ -92,7 +92,7 @@ class Catalog:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """An ORM write transaction with a durable commit (user-facing changes)."""
-        with _translate_unavailable(self.url), self._writer.begin() as session:
+        with translate_unavailable(self.url), self._writer.begin() as session:
             if self.dialect == "postgresql":
                 session.execute(_DURABLE)
             yield session
@@ -107,14 +107,14 @@ class Catalog:
         of one. Lease-guarded writes tolerate that: a forgotten claim or result makes the
         job claimable again, and the guards stop a stale worker from recording anything.
         """
-        with _translate_unavailable(self.url), self.engine.begin() as connection:
+        with translate_unavailable(self.url), self.engine.begin() as connection:
             if durable and self.dialect == "postgresql":
                 connection.execute(_DURABLE)
             yield connection
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
-        with _translate_unavailable(self.url), self._reader() as session:
+        with translate_unavailable(self.url), self._reader() as session:
             yield session
 
     def dispose(self) -> None:
@@ -144,7 +144,7 @@ def open_catalog(url: str, *, check_schema: bool = True, create_if_empty: bool =
 
     catalog = make_catalog(url)
     try:
-        with _translate_unavailable(url), catalog.engine.connect() as connection:
+        with translate_unavailable(url), catalog.engine.connect() as connection:
             empty = not inspect(connection).get_table_names()
         if empty and create_if_empty:
             migrate.upgrade_catalog(catalog)
@@ -157,7 +157,7 @@ def open_catalog(url: str, *, check_schema: bool = True, create_if_empty: bool =
 
 
 @contextmanager
-def _translate_unavailable(url: str) -> Iterator[None]:
+def translate_unavailable(url: str) -> Iterator[None]:
     """Turn "cannot connect" into CatalogUnavailable with one line and no password."""
     try:
         yield

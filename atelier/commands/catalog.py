@@ -29,6 +29,7 @@ from atelier.console import USER_ERROR_EXIT, console, err_console, fail, user_er
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
+    from db.models import Image
     from db.session import Catalog
     from storage import ArtifactStore
 
@@ -139,7 +140,7 @@ def _add_one(catalog: Catalog, store: ArtifactStore, path: Path, *, role: str, t
     return outcome
 
 
-def _check_duplicate(catalog: Catalog, store: ArtifactStore, path: Path, data: bytes, existing) -> AddOutcome:
+def _check_duplicate(catalog: Catalog, store: ArtifactStore, path: Path, data: bytes, existing: Image) -> AddOutcome:
     """Known bytes: skip, but first make sure the store still holds an intact original."""
     from db.models import Image
 

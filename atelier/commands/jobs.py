@@ -7,6 +7,7 @@ join the same group.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -158,7 +159,7 @@ def matrix(
                       f"{new} new, {len(ids) - new} already existed")
 
 
-def _unique(images: Any) -> list[Image]:
+def _unique(images: Iterable[Image]) -> list[Image]:
     seen: dict[int, Image] = {}
     for image in images:
         seen.setdefault(image.id, image)
