@@ -283,9 +283,10 @@ class _Level:
         self.vgg = objective.vgg
         self.content_rgb = image_to_tensor(resize_long_side(objective.content, size), self.vgg.device)
         self.shape = tuple(self.content_rgb.shape[-2:])
-        self.content_work = self.content_rgb[:, :1] if objective.luminance else self.content_rgb
-        if objective.luminance:
-            self.content_work = color.luminance_image(self.content_rgb)[:, :1]
+        # In luminance mode the optimized variable is the Y channel alone.
+        self.content_work = (
+            color.luminance_image(self.content_rgb)[:, :1].contiguous() if objective.luminance else self.content_rgb
+        )
         with torch.no_grad():
             features = self.vgg(self.to_rgb(self.content_work))
         self.content_targets = {name: features[name].float().detach() for name in self.params.content_layers}
