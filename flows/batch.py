@@ -24,6 +24,9 @@ from tasks.run_job import configured_run_job
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
+# Prefect renews the slots' lease while the batch runs; a killed process frees them when
+# it lapses. 60 s is the shortest lease the Prefect API accepts.
+GPU_SLOT_LEASE_SECONDS = 60
 
 
 def open_workshop() -> Workshop:
@@ -71,7 +74,7 @@ def gpu_slots(workshop: Workshop) -> Iterator[None]:
     round trip each, seconds on Prefect's SQLite-backed ephemeral server.
     """
     ensure_gpu_limit(workshop.gpu_limit, workshop.config.gpu_slots)
-    with concurrency(workshop.gpu_limit, occupy=workshop.config.gpu_slots):
+    with concurrency(workshop.gpu_limit, occupy=workshop.config.gpu_slots, lease_duration=GPU_SLOT_LEASE_SECONDS):
         yield
 
 
