@@ -23,8 +23,9 @@ DEMO_TAG = "demo"
 # and two strongly textured images to lend them a style.
 SAMPLE_CONTENTS = ("astronaut", "chelsea")
 SAMPLE_STYLES = ("hubble_deep_field", "immunohistochemistry")
-# Small enough for a 2-core CPU: 8 jobs in about a minute.
-DEMO_PARAMS = {"size": 128, "iterations": 50}
+# Small enough for a 2-core CPU: 8 jobs in a few minutes at most.
+DEMO_SIZE = 128
+DEMO_ITERATIONS = 50
 # Plain Gatys, and Gatys keeping the photo's colors (luminance-only transfer).
 VARIANTS: tuple[list[str], ...] = ([], ["preserve_color=luminance"])
 
@@ -38,6 +39,8 @@ def demo(
         Path | None,
         typer.Option(help="A folder with content/ and style/ subfolders of your own images.", show_default=False),
     ] = None,
+    size: Annotated[int, typer.Option(help="Long side of the outputs in px.")] = DEMO_SIZE,
+    iterations: Annotated[int, typer.Option(help="Optimizer evaluations per job.")] = DEMO_ITERATIONS,
 ) -> None:
     """Run the system end to end on sample images: catalog, jobs, gallery flow, contact sheet.
 
@@ -53,9 +56,9 @@ def demo(
         for role, folder in folders.items():
             catalog_add([folder], role=role, tag=[DEMO_TAG])
         console.rule("2. jobs: one per content x style x variant")
-        size_params = [f"{key}={value}" for key, value in DEMO_PARAMS.items()]
         for extra in VARIANTS:
-            matrix([f"tag:{DEMO_TAG}"], [f"tag:{DEMO_TAG}"], "gatys", param=size_params + extra)
+            params = [f"size={size}", f"iterations={iterations}", *extra]
+            matrix([f"tag:{DEMO_TAG}"], [f"tag:{DEMO_TAG}"], "gatys", param=params)
         console.rule("3. the gallery flow (Prefect, local ephemeral API)")
         from flows.gallery import gallery
 
