@@ -25,7 +25,7 @@ SAMPLE_CONTENTS = ("astronaut", "chelsea")
 SAMPLE_STYLES = ("hubble_deep_field", "immunohistochemistry")
 # Small enough for a 2-core CPU: 8 jobs in a few minutes at most.
 DEMO_SIZE = 128
-DEMO_ITERATIONS = 50
+DEMO_ITERATIONS = 40
 # Plain Gatys, and Gatys keeping the photo's colors (luminance-only transfer).
 VARIANTS: tuple[list[str], ...] = ([], ["preserve_color=luminance"])
 
