@@ -17,6 +17,8 @@ def show_config() -> None:
     """Print the effective settings (environment, .env, defaults), with secrets masked."""
     settings = get_settings()
     table = Table("setting", "value", "environment variable")
+    for column in table.columns:
+        column.overflow = "fold"  # a truncated URL is useless; wrap it instead
     for name, value in settings.model_dump().items():
         if name.endswith("_url"):
             value = mask_url(value)
