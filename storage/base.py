@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from storage.errors import InvalidObjectName
+from storage.keys import digest_of_key
+
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -62,3 +65,24 @@ class ArtifactStore(Protocol):
     def key_for_uri(self, uri: str) -> str:
         """The content key of a URI of this store; refuses URIs of other stores and unsafe keys."""
         ...
+
+
+class ContentKeyedURIs:
+    """URI <-> content-key mapping shared by both backends: `<base_uri>/objects/ab/<sha256>.ext`.
+
+    Both directions validate the key, so a URI from elsewhere (or a crafted one) can never
+    name a path or an S3 key outside the store.
+    """
+
+    base_uri: str
+
+    def uri_for_key(self, key: str) -> str:
+        digest_of_key(key)
+        return f"{self.base_uri}/{key}"
+
+    def key_for_uri(self, uri: str) -> str:
+        key = uri.removeprefix(self.base_uri + "/")
+        if key == uri:
+            raise InvalidObjectName(f"URI {uri!r} does not belong to the store {self.base_uri}")
+        digest_of_key(key)
+        return key

@@ -11,13 +11,13 @@ import io
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.base import StoredObject
-from storage.errors import ChecksumMismatch, InvalidObjectName, ObjectNotFound, StorageConfigError
+from storage.base import ContentKeyedURIs, StoredObject
+from storage.errors import ChecksumMismatch, ObjectNotFound, StorageConfigError
 from storage.files import file_digest, read_chunks, write_verified
 from storage.keys import content_key, digest_of_key, expected_digest, guess_content_type, normalize_suffix
 
 
-class LocalStore:
+class LocalStore(ContentKeyedURIs):
     """Objects under `root/objects/ab/<sha256><.ext>`, written atomically."""
 
     def __init__(self, root: str | Path, *, fsync: bool = False) -> None:
@@ -35,17 +35,6 @@ class LocalStore:
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
-
-    def uri_for_key(self, key: str) -> str:
-        digest_of_key(key)
-        return f"{self.base_uri}/{key}"
-
-    def key_for_uri(self, uri: str) -> str:
-        key = uri.removeprefix(self.base_uri + "/")
-        if key == uri:
-            raise InvalidObjectName(f"URI {uri!r} does not belong to the local store at {self.root}")
-        digest_of_key(key)
-        return key
 
     def path_for_uri(self, uri: str) -> Path:
         """The file behind a URI; always inside `root` because the key is validated."""

@@ -21,10 +21,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore import exceptions as boto_errors
 from botocore.config import Config
 
-from storage.base import StoredObject
+from storage.base import ContentKeyedURIs, StoredObject
 from storage.errors import (
     ChecksumMismatch,
-    InvalidObjectName,
     ObjectNotFound,
     StorageConfigError,
     StorageError,
@@ -59,7 +58,7 @@ _DENIED = {
 _BUSY = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable", "InternalError"}
 
 
-class S3Store:
+class S3Store(ContentKeyedURIs):
     """Content-addressed objects under `s3://bucket/prefix/objects/ab/<sha256><.ext>`.
 
     The sha256 travels as object metadata (`x-amz-meta-sha256`), so a put can tell
@@ -108,18 +107,6 @@ class S3Store:
 
     def __repr__(self) -> str:
         return f"S3Store({self.base_uri!r}, endpoint_url={self.endpoint_url!r})"
-
-    def uri_for_key(self, key: str) -> str:
-        digest_of_key(key)
-        return f"{self.base_uri}/{key}"
-
-    def key_for_uri(self, uri: str) -> str:
-        """The content key (`objects/...`) of a URI of this store; `object_key` adds the prefix."""
-        key = uri.removeprefix(self.base_uri + "/")
-        if key == uri:
-            raise InvalidObjectName(f"URI {uri!r} does not belong to the store {self.base_uri}")
-        digest_of_key(key)
-        return key
 
     def object_key(self, uri: str) -> str:
         """The full S3 key behind a URI of this store (always under the prefix)."""

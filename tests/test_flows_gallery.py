@@ -9,7 +9,6 @@ without redoing or duplicating anything.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
