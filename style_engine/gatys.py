@@ -107,10 +107,15 @@ def level_sizes(params: GatysParams) -> list[int]:
 
 
 def level_budgets(total: int, levels: int) -> list[int]:
-    """Half the evaluations for the final level, the other half shared by the coarser ones."""
+    """A quarter of the evaluations shared by the coarser levels, the rest for the final one.
+
+    Coarse levels only have to settle the large-scale arrangement, which L-BFGS does in a few
+    dozen evaluations; past that their loss is on a different objective (other size, other
+    Gram targets) and buys little at the final size, where the quality is measured.
+    """
     if levels == 1:
         return [total]
-    coarse = total // 2 // (levels - 1)
+    coarse = total // 4 // (levels - 1)
     return [coarse] * (levels - 1) + [total - coarse * (levels - 1)]
 
 
@@ -154,10 +159,17 @@ def stylize(
     initial_losses = final.evaluate(x) if len(levels) > 1 else {}
     done = 0
     best_losses: dict[str, float] = {}
+    previous: _Level | None = None
     for level, budget in zip(levels, budgets):
-        if x.shape[-2:] != level.shape:
-            x = F.interpolate(x, size=level.shape, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        if previous is not None:
+            # Carry over only what the coarser level added to its content (the stylization), on
+            # top of this level's sharp content: upsampling the whole coarse result would hand the
+            # fine level a blurred image whose lost detail it then has to re-learn.
+            x = (level.content_work + _resize(x - previous.content_work, level.shape)).clamp(0, 1)
+        elif x.shape[-2:] != level.shape:
+            x = _resize(x, level.shape).clamp(0, 1)
         x, best_losses, first = level.optimize(x, budget, done, params.iterations, on_step)
+        previous = level
         initial_losses = initial_losses or first
         done += budget
 
@@ -178,6 +190,10 @@ def stylize(
         weights_sha256=vgg.weights_sha256,
         precision=precision,
     )
+
+
+def _resize(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    return F.interpolate(x, size=shape, mode="bicubic", align_corners=False, antialias=True)
 
 
 def _check_inputs(

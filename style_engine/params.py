@@ -101,9 +101,10 @@ class GatysParams(MethodParams):
     defaults of the VGG weight source (:data:`DEFAULT_WEIGHTS`).
 
     ``multiscale`` runs ``scales`` levels coarse-to-fine, each level twice the previous long side
-    and initialized from the upsampled previous result; the final level gets half of the
-    iteration budget and the coarser ones share the rest. Coarse levels settle the large-scale
-    arrangement cheaply, so the full-size level starts close to a good optimum.
+    and initialized from its own content plus the upsampled stylization (result minus content)
+    of the previous level; the coarser levels share a quarter of the iteration budget and the
+    final level gets the rest. Coarse levels settle the large-scale arrangement cheaply, so the
+    full-size level starts closer to a good optimum.
     """
 
     method: ClassVar[str] = "gatys"

@@ -10,7 +10,7 @@ from skimage import data
 
 from style_engine import color
 from style_engine.errors import InvalidInputError
-from style_engine.gatys import StyleTargetCache, stylize
+from style_engine.gatys import StyleTargetCache, level_budgets, stylize
 from style_engine.methods import run_method
 from style_engine.params import GatysParams
 
@@ -89,6 +89,13 @@ def test_luminance_mode_keeps_content_chroma(content: Image.Image, style: Image.
     assert (np.abs(yiq_out[..., 1:] - yiq_ref[..., 1:]).max(axis=(0, 1)) <= ranges / 255).all()
     assert np.abs(yiq_out[..., 0] - yiq_ref[..., 0]).mean() > 0.01  # the luminance did change
     assert result.metrics["chroma_error"] < 2e-3
+
+
+def test_level_budgets_spend_exactly_the_total() -> None:
+    assert level_budgets(300, 1) == [300]
+    assert level_budgets(400, 2) == [100, 300]
+    assert level_budgets(400, 3) == [50, 50, 300]
+    assert all(sum(level_budgets(n, k)) == n for n in (7, 10, 301) for k in (1, 2, 3))
 
 
 def test_multiscale_adam_and_init_modes(content: Image.Image, style: Image.Image) -> None:
