@@ -69,9 +69,12 @@ def test_a_job_whose_last_attempt_expired_fails_instead_of_being_claimed(catalog
     assert spec.status == "failed" and spec.claimed_by is None
 
 
-def _claim_until_empty(url: str, worker: str, queue) -> None:
+def _claim_until_empty(url: str, worker: str, queue, start) -> None:
     catalog = open_catalog(url)
     claimed: list[int] = []
+    # Process start-up takes longer than claiming 400 jobs: without the barrier the first
+    # process to get going could empty the queue alone and the test would prove nothing.
+    start.wait(timeout=60)
     while batch := claim_jobs(catalog, 7, worker, 600):
         claimed.extend(batch)
     catalog.dispose()
@@ -86,7 +89,8 @@ def test_four_processes_claim_each_of_400_jobs_exactly_once(postgres_url):
     catalog.dispose()
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=_claim_until_empty, args=(url, f"w{i}", queue)) for i in range(4)]
+    start = context.Barrier(4)
+    workers = [context.Process(target=_claim_until_empty, args=(url, f"w{i}", queue, start)) for i in range(4)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=60) for _ in workers]
