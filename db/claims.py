@@ -92,7 +92,7 @@ def claim_jobs(
         "attempts": Job.attempts + 1,
         "updated_at": now,
     }
-    with catalog.transaction(durable=False) as connection:
+    with catalog.transaction() as connection:
         _fail_exhausted_leases(connection, now, catalog.dialect)
         # Rescued jobs (expired leases) first, then pending ones: two index-ordered scans,
         # because one query over "pending OR expired" would sort every pending job.
@@ -159,7 +159,7 @@ def _close_orphaned_runs(connection: Connection, job_ids: list[int], now: dateti
 def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float) -> datetime:
     """Extend a held lease (call it well within the lease); raises LeaseLost if not held."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
-    with catalog.transaction(durable=False) as connection:
+    with catalog.transaction() as connection:
         renewed = connection.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker)

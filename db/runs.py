@@ -175,7 +175,7 @@ def start_run(
         "p_seed": seed, "p_versions": dict(versions or {}), "p_device": device, "p_host": host, "p_now": utcnow(),
         "p_empty": {}, "p_flow_run_id": flow_run_id, "p_task_run_id": task_run_id,
     }
-    with catalog.transaction(durable=False) as connection:
+    with catalog.transaction() as connection:
         run_id = connection.scalar(_START_RUN, values)
     if run_id is None:
         raise LeaseLost(f"job {job_id} is not claimed by {worker}; claim it before starting a run")
@@ -196,7 +196,7 @@ def complete_run(
     """In one transaction: close the run as succeeded, record its artifacts, mark the job
     succeeded and release its lease. Returns the artifact ids."""
     now = utcnow()
-    with catalog.transaction(durable=False) as connection:
+    with catalog.transaction() as connection:
         job_id = _close_run(connection, run_id, worker, now, status=RunStatus.SUCCEEDED, timings=timings,
                             metrics=dict(metrics or {}), peak_memory_bytes=peak_memory_bytes, cache_hit=cache_hit)
         _release(connection, job_id, worker, now, outcome=JobStatus.SUCCEEDED)
@@ -229,7 +229,7 @@ def fail_run(
     if traceback is not None and len(traceback) > MAX_TRACEBACK_CHARS:
         traceback = "...\n" + traceback[-MAX_TRACEBACK_CHARS:]
     error = {"error_type": error_type, "error_message": message}
-    with catalog.transaction(durable=False) as connection:
+    with catalog.transaction() as connection:
         job_id = _close_run(connection, run_id, worker, now, status=RunStatus.FAILED, timings=timings,
                             error_traceback=traceback, **error)
         return _release(connection, job_id, worker, now, outcome=JobStatus.FAILED, retry=transient, **error)
