@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from style_engine.errors import InvalidInputError
-from style_engine.gatys import level_budgets, level_sizes
+from style_engine.gatys import level_sizes
 from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
 from style_engine.params import DEFAULT_WEIGHTS, GatysParams, NoopParams, parse_params
 
@@ -104,9 +104,7 @@ def test_loss_weight_defaults_per_source() -> None:
     assert GatysParams(style_weight=7).loss_weights("caffe")["style_weight"] == 7.0
 
 
-def test_multiscale_levels_and_budget() -> None:
+def test_multiscale_levels() -> None:
     assert level_sizes(GatysParams(size=384)) == [384]
     assert level_sizes(GatysParams(size=384, multiscale=True, scales=3)) == [96, 192, 384]
     assert level_sizes(GatysParams(size=128, multiscale=True, scales=3)) == [64, 128]
-    assert level_budgets(300, 3) == [75, 75, 150]
-    assert sum(level_budgets(31, 3)) == 31
