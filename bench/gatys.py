@@ -90,24 +90,26 @@ def per_eval(content_path: Path, style_path: Path, size: int, evals: int) -> Non
         )
 
 
-def time_to_quality(content_path: Path, style_path: Path, size: int, reference_evals: int) -> None:
+def time_to_quality(content_path: Path, style_path: Path, size: int, reference_evals: int, init: str) -> None:
     """Wall time for multi-scale to reach single-scale's loss after ``reference_evals`` evaluations.
 
     Both runs include their set-up (network, targets), timed from the ``stylize`` call. Only the
     final level's losses count: the coarse levels optimize a different objective (other size,
     other Gram targets), so their numbers are not comparable with the target. Multi-scale gets
     ``reference_evals`` evaluations at the final size (plus its coarse ones) and the clock stops
-    at the first final-level evaluation at or below the target.
+    at the first final-level evaluation at or below the target. Both runs start from ``init``.
     """
     content, style = Image.open(content_path), Image.open(style_path)
     start = time.perf_counter()
-    single = stylize(content, [style], GatysParams(size=size, iterations=reference_evals))
+    single = stylize(content, [style], GatysParams(size=size, iterations=reference_evals, init=init))
     single_seconds = time.perf_counter() - start
     target = single.losses["total"]
 
     levels = 2
     coarse = reference_evals // 3 // (levels - 1)  # level_budgets gives the coarse levels a quarter
-    params = GatysParams(size=size, iterations=reference_evals + coarse * (levels - 1), multiscale=True, scales=levels)
+    params = GatysParams(
+        size=size, iterations=reference_evals + coarse * (levels - 1), multiscale=True, scales=levels, init=init
+    )
     budgets = level_budgets(params.iterations, len(level_sizes(params)))
     first_final = sum(budgets[:-1]) + 1
     reached: list[float] = []
@@ -122,7 +124,7 @@ def time_to_quality(content_path: Path, style_path: Path, size: int, reference_e
                 reached.extend((time.perf_counter() - start, step - first_final + 1))
 
     multi = stylize(content, [style], params, on_step=watch)
-    print(f"\ntime-to-quality at {size} px: single-scale {reference_evals} evals -> total loss {target:.4g} in {single_seconds:.1f} s")
+    print(f"\ntime-to-quality at {size} px, init {init}: single-scale {reference_evals} evals -> total loss {target:.4g} in {single_seconds:.1f} s")
     sizes = "->".join(str(s) for s in level_sizes(params))
     if reached:
         print(
@@ -146,7 +148,8 @@ def main() -> None:
         for size in (256, 512):
             per_eval(content, style, size, evals=6 if args.quick else 12)
         if not args.quick:
-            time_to_quality(content, style, 384, 300)
+            for init in ("content", "noise"):
+                time_to_quality(content, style, 384, 300, init)
 
 
 if __name__ == "__main__":
