@@ -308,3 +308,12 @@ def reset_failed(
                 .returning(Job.id)
             )
         )
+
+
+def jobs_of_flow_run(catalog: Catalog, flow_run_id: str) -> list[int]:
+    """Jobs that a Prefect flow run attempted, across all of its (retried) attempts.
+
+    A retried flow run keeps its id, so this is how it finds its own earlier work.
+    """
+    with catalog.reader() as session:
+        return sorted(set(session.scalars(select(Run.job_id).where(Run.flow_run_id == flow_run_id))))

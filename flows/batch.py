@@ -17,8 +17,8 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
+from db.runs import jobs_of_flow_run
 from flows.report import BatchFailed, BatchReport, describe_jobs, publish
-from tasks.catalog_extras import jobs_of_flow_run
 from tasks.contact_sheet import upload_contact_sheet
 from tasks.run_job import configured_run_job
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for

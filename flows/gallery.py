@@ -11,10 +11,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from db.claims import claim_jobs
-from db.runs import reset_failed
+from db.runs import jobs_of_flow_run, reset_failed
 from flows.batch import open_workshop, run_batch
 from flows.report import BatchReport
-from tasks.catalog_extras import jobs_of_flow_run
 from tasks.workshop import Workshop
 
 
