@@ -13,6 +13,7 @@ from typing import Any
 
 _EXPORTS = {
     "InvalidInputError": "errors",
+    "OptimizationError": "errors",
     "TransientError": "errors",
     "load_image": "images",
     "image_info": "images",

@@ -11,3 +11,7 @@ class InvalidInputError(ValueError):
 
 class TransientError(RuntimeError):
     """Retryable: a condition that may clear on its own (resources, I/O hiccups)."""
+
+
+class OptimizationError(RuntimeError):
+    """Permanent: the optimization failed on valid input (it diverged); the same run would fail again."""

@@ -13,6 +13,7 @@ jobs of a batch, so they live in an explicit :class:`StyleTargetCache` the calle
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from PIL import Image
 
 from style_engine import color
 from style_engine.device import bf16_supported, resolve_device
-from style_engine.errors import InvalidInputError
+from style_engine.errors import InvalidInputError, OptimizationError
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
 from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
 from style_engine.params import GatysParams
@@ -35,6 +36,7 @@ from style_engine.vgg import VGGFeatures
 StepCallback = Callable[[int, int, dict[str, float]], None]
 Grams = dict[str, torch.Tensor]
 MIN_LEVEL_SIZE = 64  # below this, relu5_1 is a couple of pixels and the level teaches nothing
+FIRST_STEP = 0.05  # how far L-BFGS's first step moves the most sensitive pixel, on [0, 1] pixels
 
 
 @dataclass
@@ -329,41 +331,101 @@ class _Level:
         self, x0: torch.Tensor, budget: int, offset: int, total: int, on_step: StepCallback | None
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
         """Spend exactly ``budget`` evaluations; return the best image, its losses, the first losses."""
-        x = x0.detach().clone().requires_grad_(True)
-        if self.params.optimizer == "lbfgs":
-            optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [x],
-                lr=1.0,
-                max_iter=budget,
-                max_eval=2 * budget,  # our own counter is the binding limit
-                history_size=self.params.lbfgs_history,
-                line_search_fn="strong_wolfe",
-            )
-        else:
-            optimizer = torch.optim.Adam([x], lr=self.params.learning_rate)
-        state = {"evals": 0, "best": float("inf"), "best_x": x0, "best_losses": {}, "first": {}}
-
-        def closure() -> torch.Tensor:
-            if state["evals"] >= budget:
-                raise _BudgetSpent
-            optimizer.zero_grad(set_to_none=True)
-            loss, values = self.losses(x)
-            loss.backward()
-            state["evals"] += 1
-            if state["evals"] == 1:
-                state["first"] = values
-            if values["total"] < state["best"]:
-                state.update(best=values["total"], best_x=x.detach().clone(), best_losses=values)
-            if on_step is not None:
-                on_step(offset + state["evals"], total, values)
-            return loss
-
+        run = _Evaluations(self, x0, budget, offset, total, on_step)
         try:
-            while state["evals"] < budget:
-                optimizer.step(closure)
+            if self.params.optimizer == "lbfgs":
+                self._lbfgs(x0, run)
+            else:
+                self._adam(x0, run)
         except _BudgetSpent:
             pass
-        return state["best_x"].clamp(0, 1), state["best_losses"], state["first"]
+        return run.best_x.clamp(0, 1), run.best_losses, run.first
+
+    def _lbfgs(self, x0: torch.Tensor, run: _Evaluations) -> None:
+        """L-BFGS on x = scale * z, the scale set so the first step moves the most sensitive pixel by FIRST_STEP.
+
+        torch sizes L-BFGS's first step as g / |g|_1, which moves a pixel by about one over the
+        number of pixels: at 768 px that is below what a bf16 forward pass resolves, so the loss
+        looks flat, no curvature pair is accepted, and the next trial step (t = 1 along -g) sends
+        the image to NaN. Later steps are invariant to a scalar change of variables (the curvature
+        pairs carry it), so the scale fixes the first step at every size and changes nothing else.
+        """
+        x = x0.detach().clone().requires_grad_(True)
+        first_loss = run(x)
+        grad = x.grad
+        assert grad is not None
+        steepest = grad.abs().max()
+        scale = float(FIRST_STEP * grad.abs().sum() / steepest) if steepest > 0 else 1.0
+        z = (x0.detach() / scale).requires_grad_(True)
+        optimizer = torch.optim.LBFGS(
+            [z],
+            lr=1.0,
+            max_iter=run.budget,
+            max_eval=2 * run.budget,  # our own counter is the binding limit
+            history_size=self.params.lbfgs_history,
+            line_search_fn="strong_wolfe",
+        )
+        pending = [(first_loss, grad * scale)]  # L-BFGS starts where the probe was: reuse it
+
+        def closure() -> torch.Tensor:
+            if pending:
+                loss, z.grad = pending.pop()
+                return loss
+            optimizer.zero_grad(set_to_none=True)
+            return run(z * scale)
+
+        while True:
+            optimizer.step(closure)
+
+    def _adam(self, x0: torch.Tensor, run: _Evaluations) -> None:
+        x = x0.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([x], lr=self.params.learning_rate)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            return run(x)
+
+        while True:
+            optimizer.step(closure)
+
+
+class _Evaluations:
+    """One level's loss evaluations: counts them against the budget, keeps the best image, reports progress."""
+
+    def __init__(
+        self, level: _Level, x0: torch.Tensor, budget: int, offset: int, total: int, on_step: StepCallback | None
+    ) -> None:
+        self.level = level
+        self.budget = budget
+        self.offset = offset
+        self.total = total
+        self.on_step = on_step
+        self.count = 0
+        self.best = float("inf")
+        self.best_x = x0  # what a level with no budget hands on
+        self.best_losses: dict[str, float] = {}
+        self.first: dict[str, float] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The loss at ``x`` (pixels), back-propagated into whichever leaf ``x`` derives from."""
+        if self.count >= self.budget:
+            raise _BudgetSpent
+        loss, values = self.level.losses(x)
+        if not math.isfinite(values["total"]):
+            remedy = "lower the learning_rate" if self.level.params.optimizer == "adam" else "try precision fp32"
+            raise OptimizationError(
+                f"the optimization diverged at evaluation {self.offset + self.count + 1} "
+                f"(total loss {values['total']}); {remedy}"
+            )
+        loss.backward()
+        self.count += 1
+        if self.count == 1:
+            self.first = values
+        if values["total"] < self.best:
+            self.best, self.best_x, self.best_losses = values["total"], x.detach().clone(), values
+        if self.on_step is not None:
+            self.on_step(self.offset + self.count, self.total, values)
+        return loss
 
 
 def _initial_image(
