@@ -8,6 +8,7 @@ Failure policy: a permanent failure fails the job at once. A transient one (`tra
 puts the job back to `pending` while it has attempts left, so the next claim (a Prefect
 retry re-claiming it by id, or any later flow) runs it again; without attempts left it fails.
 A failed job stays failed until `reset_failed` makes it pending with a fresh attempt budget.
+`cancel_jobs` takes pending or failed jobs out of every batch (and puts them back).
 """
 
 from __future__ import annotations
@@ -308,6 +309,29 @@ def reset_failed(
                 .returning(Job.id)
             )
         )
+
+
+def cancel_jobs(catalog: Catalog, job_ids: Sequence[int], *, undo: bool = False) -> dict[int, str]:
+    """Cancel pending or failed jobs (``undo``: make cancelled jobs pending again); each job's status after.
+
+    A running job is left alone: its worker is mid-render and would only throw the result away,
+    so it is cancelled after it ends, if still unwanted. Unknown ids change nothing at all.
+    """
+    ids = sorted(set(job_ids))
+    if undo:
+        where, values = (JobStatus.CANCELLED,), {"status": JobStatus.PENDING, "attempts": 0}
+    else:
+        where, values = (JobStatus.PENDING, JobStatus.FAILED), {"status": JobStatus.CANCELLED}
+    with catalog.transaction() as connection:
+        missing = set(ids) - set(connection.scalars(select(Job.id).where(Job.id.in_(ids))))
+        if missing:
+            raise NotFound(f"no job with id {', '.join(map(str, sorted(missing)))}; nothing was changed")
+        connection.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.status.in_(where))
+            .values(**values, claimed_by=None, lease_expires_at=None, updated_at=utcnow())
+        )
+        return {job_id: str(status) for job_id, status in connection.execute(select(Job.id, Job.status).where(Job.id.in_(ids)))}
 
 
 def jobs_of_flow_run(catalog: Catalog, flow_run_id: str) -> list[int]:

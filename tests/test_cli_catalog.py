@@ -128,6 +128,11 @@ def test_jobs_add_and_matrix_are_idempotent(gallery):
     assert _json(cli("jobs", "show", first["id"], "--json"))["runs"] == []
     assert "pending" in cli("jobs", "ls").stdout
 
+    cancelled = cli("jobs", "cancel", first["id"]).stdout
+    assert f"cancelled: {first['id']}" in cancelled
+    assert [j["status"] for j in _json(cli("jobs", "ls", "--status", "cancelled", "--json"))] == ["cancelled"]
+    assert _json(cli("jobs", "cancel", "--undo", first["id"], "--json")) == {str(first["id"]): "pending"}
+
 
 def test_runs_and_artworks_commands_show_recorded_work(gallery, catalog_url):
     cli = gallery
@@ -165,6 +170,7 @@ USER_ERRORS = [
     (["jobs", "matrix", "--contents", "tag:nothing", "--styles", "tag:paint", "--method", "noop"],
      "no content images are tagged 'nothing'"),
     (["jobs", "show", "404"], "no job with id 404"),
+    (["jobs", "cancel", "404"], "no job with id 404; nothing was changed"),
     (["runs", "show", "404"], "no run with id 404"),
     (["artworks", "show", "404"], "no artwork with id 404"),
     (["catalog", "show", "nope"], "no image matches 'nope'"),

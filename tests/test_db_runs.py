@@ -4,10 +4,10 @@ reruns of failed jobs; the run, artwork and statistics queries."""
 import pytest
 
 from db.claims import claim_jobs
-from db.errors import LeaseLost
+from db.errors import LeaseLost, NotFound
 from db.jobs import job_spec
 from db.queries import Filters, best_artworks, list_artworks, list_runs, runtime_stats, show_artwork, show_job
-from db.runs import ArtifactRecord, complete_run, fail_run, reset_failed, start_run
+from db.runs import ArtifactRecord, cancel_jobs, complete_run, fail_run, reset_failed, start_run
 from tests.fixtures.databases import add_jobs
 
 pytestmark = pytest.mark.integration
@@ -90,6 +90,23 @@ def test_permanent_failures_fail_at_once_and_reset_selects_what_to_rerun(catalog
     with catalog.reader() as session:
         assert job_spec(session, bad_image).attempts == 1
         assert [r["attempt"] for r in show_job(session, bad_image)["runs"]] == [1]
+
+
+def test_cancelled_jobs_are_never_claimed_until_uncancelled(catalog):
+    pending, failed, running, done = add_jobs(catalog, 4)
+    claim_jobs(catalog, 3, "w", 60, job_ids=[failed, running, done])
+    fail_run(catalog, start_run(catalog, failed, "w"), "w", error_type="InvalidInputError", message="corrupt")
+    _succeed(catalog, done)
+    with pytest.raises(NotFound, match="no job with id 999"):
+        cancel_jobs(catalog, [pending, 999])
+    with catalog.reader() as session:
+        assert job_spec(session, pending).status == "pending"  # the unknown id changed nothing
+    assert cancel_jobs(catalog, [pending, failed, running, done]) == {
+        pending: "cancelled", failed: "cancelled", running: "running", done: "succeeded"}
+    assert claim_jobs(catalog, 5, "w2", 60) == []
+    assert reset_failed(catalog) == []  # a cancelled job is not a failed one
+    assert cancel_jobs(catalog, [failed], undo=True) == {failed: "pending"}
+    assert claim_jobs(catalog, 5, "w2", 60) == [failed]
 
 
 def test_run_and_artwork_queries(catalog):

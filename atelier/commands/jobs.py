@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from db.models import Image
 
-jobs_app = typer.Typer(help="Jobs: add, matrix, list, show.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Jobs: add, matrix, list, show, cancel.", no_args_is_help=True)
 
 ParamOpt = Annotated[
     list[str] | None,
@@ -212,3 +212,24 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonOp
         with read_session() as session:
             record = show_job(session, job_id)
     print_record(record, as_json=as_json)
+
+
+@jobs_app.command("cancel")
+def cancel(
+    job_ids: Annotated[list[int], typer.Argument(help="Job ids.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Make cancelled jobs pending again instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel pending or failed jobs so that no batch runs them; a running job is left to finish."""
+    with user_errors():
+        from db.runs import cancel_jobs
+
+        with opened_catalog() as catalog:
+            after = cancel_jobs(catalog, job_ids, undo=undo)
+    if as_json:
+        print_json(after)
+        return
+    wanted = "pending" if undo else "cancelled"
+    changed = [str(job_id) for job_id, status in after.items() if status == wanted]
+    kept = [f"{job_id} ({status})" for job_id, status in after.items() if status != wanted]
+    console.print(f"{wanted}: {', '.join(changed) or 'none'}" + (f"; left as they are: {', '.join(kept)}" if kept else ""))
