@@ -301,14 +301,7 @@ def reset_failed(
         ids = list(connection.scalars(query))
         if not ids:
             return []
-        return sorted(
-            connection.scalars(
-                update(Job)
-                .where(Job.id.in_(ids), Job.status == JobStatus.FAILED)
-                .values(status=JobStatus.PENDING, attempts=0, claimed_by=None, lease_expires_at=None, updated_at=utcnow())
-                .returning(Job.id)
-            )
-        )
+        return _move_jobs(connection, ids, (JobStatus.FAILED,), JobStatus.PENDING, attempts=0)
 
 
 def cancel_jobs(catalog: Catalog, job_ids: Sequence[int], *, undo: bool = False) -> dict[int, str]:
@@ -318,20 +311,30 @@ def cancel_jobs(catalog: Catalog, job_ids: Sequence[int], *, undo: bool = False)
     so it is cancelled after it ends, if still unwanted. Unknown ids change nothing at all.
     """
     ids = sorted(set(job_ids))
-    if undo:
-        where, values = (JobStatus.CANCELLED,), {"status": JobStatus.PENDING, "attempts": 0}
-    else:
-        where, values = (JobStatus.PENDING, JobStatus.FAILED), {"status": JobStatus.CANCELLED}
     with catalog.transaction() as connection:
         missing = set(ids) - set(connection.scalars(select(Job.id).where(Job.id.in_(ids))))
         if missing:
             raise NotFound(f"no job with id {', '.join(map(str, sorted(missing)))}; nothing was changed")
-        connection.execute(
+        if undo:
+            _move_jobs(connection, ids, (JobStatus.CANCELLED,), JobStatus.PENDING, attempts=0)
+        else:
+            _move_jobs(connection, ids, (JobStatus.PENDING, JobStatus.FAILED), JobStatus.CANCELLED)
+        statuses = connection.execute(select(Job.id, Job.status).where(Job.id.in_(ids)))
+        return {job_id: str(status) for job_id, status in statuses}
+
+
+def _move_jobs(
+    connection: Connection, ids: Sequence[int], sources: Sequence[JobStatus], target: JobStatus, **values: Any
+) -> list[int]:
+    """Move the jobs among ``ids`` that are in one of ``sources`` to ``target``, unclaimed; the moved ids."""
+    return sorted(
+        connection.scalars(
             update(Job)
-            .where(Job.id.in_(ids), Job.status.in_(where))
-            .values(**values, claimed_by=None, lease_expires_at=None, updated_at=utcnow())
+            .where(Job.id.in_(list(ids)), Job.status.in_(sources))
+            .values(status=target, claimed_by=None, lease_expires_at=None, updated_at=utcnow(), **values)
+            .returning(Job.id)
         )
-        return {job_id: str(status) for job_id, status in connection.execute(select(Job.id, Job.status).where(Job.id.in_(ids)))}
+    )
 
 
 def jobs_of_flow_run(catalog: Catalog, flow_run_id: str) -> list[int]:
