@@ -8,6 +8,9 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from redaction import redact
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,9 +19,26 @@ USER_ERROR_EXIT = 2
 
 
 def fail(message: str) -> typer.Exit:
-    """Print one error line and return the exit to raise (`raise fail(...)`)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print one error line and return the exit to raise (`raise fail(...)`).
+
+    Any credential of the configured URLs is masked: driver messages quote URLs and their
+    parts in shapes no caller can anticipate.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(hide_secrets(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(USER_ERROR_EXIT)
+
+
+def hide_secrets(text: str) -> str:
+    """`text` with the secrets of the configured database, store and S3 URLs masked."""
+    from atelier.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except Exception:  # invalid settings are reported elsewhere; mask what the environment holds
+        import os
+
+        return redact(text, [v for k, v in os.environ.items() if k.startswith("ATELIER_") and k.endswith("_URL")])
+    return redact(text, [settings.database_url, settings.store_url, settings.s3_endpoint_url])
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from redaction import mask_url  # noqa: F401  (the one masking rule; re-exported for callers of settings)
+
 
 class Settings(BaseSettings):
     """Effective configuration, from `ATELIER_*` variables and an optional `.env` file.
@@ -49,14 +51,3 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     return Settings()
 
-
-def mask_url(url: str | None) -> str | None:
-    """Hide the password of a URL such as postgresql://user:secret@host/db."""
-    if not url or "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    userinfo, host = rest.rsplit("@", 1)
-    if ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"

@@ -35,7 +35,8 @@ from db.jobs import idempotency_key  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Artifact, Image, Job, JobStatus, JobStyle, Run  # noqa: E402
 from db.runs import ArtifactRecord, complete_run, start_run  # noqa: E402
-from db.session import open_catalog, safe_url  # noqa: E402
+from db.session import open_catalog  # noqa: E402
+from redaction import mask_url  # noqa: E402
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -152,7 +153,7 @@ def bench_catalog(args: argparse.Namespace) -> None:
             finally:
                 cleanup()
             print(f"  {backend:<10} {workers} worker{'s' if workers > 1 else ' '}: {rate:8.0f} jobs/s   "
-                  f"({safe_url(url) if backend == 'postgresql' else 'WAL file'})", flush=True)
+                  f"({mask_url(url) if backend == 'postgresql' else 'WAL file'})", flush=True)
 
 
 def bench_s3(repeats: int) -> None:

@@ -14,7 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from db.errors import SchemaOutOfDate
-from db.session import Catalog, make_catalog, safe_url, translate_unavailable
+from db.session import Catalog, make_catalog, translate_unavailable
+from redaction import mask_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -42,7 +43,7 @@ def ensure_current(catalog: Catalog) -> None:
     current, heads = current_revisions(catalog), head_revisions()
     if current == heads:
         return
-    where = safe_url(catalog.url)
+    where = mask_url(catalog.url)
     if not current:
         raise SchemaOutOfDate(f"the catalog at {where} has no schema yet: run `atelier db upgrade`")
     if not current <= _known_revisions():

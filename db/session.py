@@ -20,15 +20,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.errors import CatalogUnavailable
+from redaction import mask_url, redact
 
 SQLITE_BUSY_TIMEOUT_S = 30
 POSTGRES_CONNECT_TIMEOUT_S = 5
 _BEGIN_OPTION = "sqlite_begin"
-
-
-def safe_url(url: str | URL) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def make_engine(url: str) -> Engine:
@@ -156,7 +152,7 @@ def translate_unavailable(url: str) -> Iterator[None]:
         if not _is_connection_failure(exc):
             raise
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-        raise CatalogUnavailable(f"cannot reach the catalog database {safe_url(url)}: {reason}") from exc
+        raise CatalogUnavailable(f"cannot reach the catalog database {mask_url(url)}: {redact(reason, [url])}") from exc
 
 
 def _is_connection_failure(exc: OperationalError) -> bool:

@@ -6,6 +6,7 @@ import typer
 
 from atelier.console import console, user_errors
 from atelier.settings import get_settings
+from redaction import mask_url
 
 db_app = typer.Typer(help="Catalog database: migrations.", no_args_is_help=True)
 
@@ -19,14 +20,13 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     """Apply the catalog's migrations (creates the database's tables on first use)."""
     with user_errors():
         from db.migrate import upgrade as run_upgrade
-        from db.session import safe_url
 
         url = get_settings().database_url
         before, after = run_upgrade(url, revision)
         if before == after:
-            console.print(f"catalog {safe_url(url)} is already at {_names(after)}")
+            console.print(f"catalog {mask_url(url)} is already at {_names(after)}")
         else:
-            console.print(f"catalog {safe_url(url)} upgraded from {_names(before)} to {_names(after)}")
+            console.print(f"catalog {mask_url(url)} upgraded from {_names(before)} to {_names(after)}")
 
 
 @db_app.command("status")
@@ -34,12 +34,12 @@ def status() -> None:
     """Show the catalog's schema revision and whether it is current (exit 2 if not)."""
     with user_errors():
         from db.migrate import current_revisions, ensure_current, head_revisions
-        from db.session import make_catalog, safe_url
+        from db.session import make_catalog
 
         url = get_settings().database_url
         catalog = make_catalog(url)
         try:
-            console.print(f"catalog {safe_url(url)}: at {_names(current_revisions(catalog))}, "
+            console.print(f"catalog {mask_url(url)}: at {_names(current_revisions(catalog))}, "
                           f"newest {_names(head_revisions())}")
             ensure_current(catalog)
         finally:
