@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.errors import InvalidRequest, NotFound
 from db.images import find_image, normalize_tags
 from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStyle, Run, RunStatus
+from db.text import contains_text
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,14 @@ def _job_filters(session: Session, query: Select[Any], f: Filters) -> Select[Any
         style_id = find_image(session, f.style).id
         query = query.where(exists().where(JobStyle.job_id == Job.id, JobStyle.image_id == style_id))
     if f.artist:
-        artist = f.artist.lower()
+        artist = f.artist
         query = query.where(
-            _any_input(lambda image_id: exists().where(Image.id == image_id, func.lower(Image.artist).contains(artist)))
+            _any_input(lambda image_id: exists().where(Image.id == image_id, contains_text(Image.artist, artist)))
         )
     if f.title:
-        title = f.title.lower()
+        title = f.title
         query = query.where(
-            _any_input(lambda image_id: exists().where(Image.id == image_id, func.lower(Image.title).contains(title)))
+            _any_input(lambda image_id: exists().where(Image.id == image_id, contains_text(Image.title, title)))
         )
     for tag in normalize_tags(f.tags):
         query = query.where(_any_input(lambda image_id, tag=tag: _tagged(image_id, tag)))
@@ -222,10 +223,9 @@ def list_images(session: Session, f: Filters = Filters()) -> list[dict[str, Any]
     if f.role:
         query = query.where(Image.role == f.role)
     if f.artist:
-        query = query.where(func.lower(Image.artist).contains(f.artist.lower()))
+        query = query.where(contains_text(Image.artist, f.artist))
     if f.title:
-        query = query.where(or_(func.lower(Image.title).contains(f.title.lower()),
-                                func.lower(Image.source_name).contains(f.title.lower())))
+        query = query.where(or_(contains_text(Image.title, f.title), contains_text(Image.source_name, f.title)))
     query = query.where(*(_tagged(Image.id, tag) for tag in normalize_tags(f.tags)))
     query = _dated(query, Image.created_at, f)
     query = _limited(_sorted(query, IMAGE_SORTS, f.sort, "id"), f.limit)

@@ -41,6 +41,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from db.errors import LeaseLost, NotFound
 from db.models import Artifact, Job, JobStatus, Run, RunStatus, UTCDateTime, utcnow
 from db.session import Catalog
+from db.text import contains_text
 
 MAX_TRACEBACK_CHARS = 20_000
 
@@ -289,12 +290,8 @@ def reset_failed(
     if method is not None:
         query = query.where(Job.method == method)
     if error_contains:
-        pattern = f"%{error_contains.lower()}%"
-        query = query.where(
-            func.lower(func.coalesce(Job.last_error_type, "") + " " + func.coalesce(Job.last_error_message, "")).like(
-                pattern
-            )
-        )
+        error_text = func.coalesce(Job.last_error_type, "") + " " + func.coalesce(Job.last_error_message, "")
+        query = query.where(contains_text(error_text, error_contains))
     if limit is not None:
         query = query.limit(limit)
     with catalog.transaction() as connection:
