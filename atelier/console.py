@@ -28,6 +28,16 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(USER_ERROR_EXIT)
 
 
+def say(markup: str) -> None:
+    """One line of output that wraps at spaces only, never inside a word."""
+    console.print(markup, highlight=False, soft_wrap=True)
+
+
+def print_url(url: str) -> None:
+    """A URL or path on a line of its own, never wrapped, so that it can be copied whole."""
+    typer.echo(url)
+
+
 def hide_secrets(text: str) -> str:
     """`text` with the secrets of the configured database, store and S3 URLs masked."""
     from atelier.settings import get_settings

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./.atelier/catalog.db"
     store_url: str = "file://./.atelier/artifacts"
     s3_endpoint_url: str | None = None
+    # A permanent web address at which the store's objects are served (a public bucket, a CDN,
+    # or a web server over the local store's folder); dashboard artifacts link pictures there.
+    store_public_url: str | None = None
     cache_dir: str = "./.atelier/cache"
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     gpu_slots: int = Field(default=1, ge=1)
@@ -41,7 +44,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     work_pool: str = "atelier"
 
-    @field_validator("s3_endpoint_url", mode="before")
+    @field_validator("s3_endpoint_url", "store_public_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

@@ -18,8 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
 from db.runs import jobs_of_flow_run
-from flows.report import BatchFailed, BatchReport, describe_jobs, publish
-from tasks.contact_sheet import upload_contact_sheet
+from flows.report import BatchFailed, BatchReport, report_batch
 from tasks.run_job import configured_run_job
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
@@ -54,11 +53,8 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
     if not batch:
         logger.info("%s: no jobs to run", name)
         return BatchReport(name=name, lines=())
-    report = describe_jobs(workshop, name, batch)
-    sheet = upload_contact_sheet(workshop, [(line.thumbnail_uri, line.caption) for line in report.lines])
-    report = BatchReport(name, report.lines, contact_sheet=sheet, contact_sheet_at=workshop.store.url_for(sheet))
-    publish(report, key_prefix=name)
-    logger.info("%s; contact sheet %s", report.headline(), sheet)
+    report = report_batch(workshop, name, batch, logger, public_url=get_settings().store_public_url)
+    logger.info("%s; contact sheet %s", report.headline(), report.contact_sheet)
     if report.failed:
         raise BatchFailed(report)
     return report

@@ -2,16 +2,31 @@
 
 Everything here is read back from the catalog after the tasks ran, not collected from task
 results, so a retried flow run reports on the jobs of its earlier attempts as well.
+
+The report never takes the run down: by the time it is made, every job's outcome is in
+the catalog. A thumbnail that cannot be read becomes a placeholder tile, a contact sheet or
+an artifact that cannot be written becomes a note in the summary, and the flow run's state
+(and the CLI's exit code) still follows the jobs alone.
+
+Prefect keeps artifacts for good, so they hold no link that dies: no presigned URL (it
+expires), no local path or file:// link (a browser page cannot open it). They name each
+output by its artwork id with the `atelier` command that fetches it, and link pictures
+only through `ATELIER_STORE_PUBLIC_URL`, a permanent address the store is served at.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import Any
 
 from db.models import ArtifactKind, JobStatus, RunStatus
 from db.queries import show_job
+from db.text import display_text
 from tasks.workshop import Workshop
+
+TITLE_LIMIT = 40  # characters of a title in captions, tables and artifacts
+ERROR_LIMIT = 160  # characters of an error in the jobs table (the summary has it whole)
 
 
 @dataclass(frozen=True)
@@ -28,22 +43,32 @@ class JobLine:
     output_uri: str | None
     thumbnail_uri: str | None
     error: str | None
+    artwork_id: int | None = None
+    error_type: str | None = None
+    # (role, id, title, sha256) of each input image, to name an image that an error quotes by its key
+    inputs: tuple[tuple[str, int, str, str], ...] = ()
 
     @property
     def caption(self) -> tuple[str, str]:
         """Two short lines for the contact sheet."""
-        outcome = f"{self.seconds:.1f} s" if self.seconds is not None else (self.error or self.status).split(":")[0]
+        outcome = f"{self.seconds:.1f} s" if self.seconds is not None else (self.error_type or self.status)
         return (f"#{self.job_id} {self.content} x {self.styles}", f"{self.method} {self.size or '?'} px · {outcome}")
 
 
 @dataclass(frozen=True)
 class BatchReport:
-    """The outcome of a flow run's jobs; `contact_sheet` is a store URI, `contact_sheet_at` where to open it."""
+    """The outcome of a flow run's jobs.
+
+    `contact_sheet` is a store URI and `contact_sheet_at` where this machine can open it (a
+    path, or a presigned URL for the CLI's output only); `notes` say what the report could not
+    show and why.
+    """
 
     name: str
     lines: tuple[JobLine, ...]
     contact_sheet: str | None = None
     contact_sheet_at: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def succeeded(self) -> list[JobLine]:
@@ -85,7 +110,9 @@ def describe_jobs(workshop: Workshop, name: str, job_ids: list[int]) -> BatchRep
 def _line(job: dict[str, Any]) -> JobLine:
     runs = job["runs"]
     last = next((run for run in reversed(runs) if run["status"] == RunStatus.SUCCEEDED), runs[-1] if runs else None)
-    artifacts = {a["kind"]: a["uri"] for a in (last or {}).get("artifacts", [])}
+    artifacts = {a["kind"]: a for a in (last or {}).get("artifacts", [])}
+    output = artifacts.get(ArtifactKind.OUTPUT)
+    thumbnail = artifacts.get(ArtifactKind.THUMBNAIL)
     method = job["method"] + (f"+{job['params']['preserve_color']}" if job["params"].get("preserve_color") else "")
     error = f"{job['last_error_type']}: {job['last_error_message']}" if job["last_error_type"] else None
     return JobLine(
@@ -93,36 +120,115 @@ def _line(job: dict[str, Any]) -> JobLine:
         status=job["status"],
         method=method,
         size=job["params"].get("size"),
-        content=_title(job["content"]),
-        styles=" + ".join(_title(style) for style in job["styles"]),
+        content=image_label(job["content"]),
+        styles=" + ".join(image_label(style) for style in job["styles"]),
         seconds=last["duration_s"] if last else None,
-        output_uri=artifacts.get(ArtifactKind.OUTPUT),
-        thumbnail_uri=artifacts.get(ArtifactKind.THUMBNAIL),
-        error=error,
+        output_uri=output["uri"] if output else None,
+        thumbnail_uri=thumbnail["uri"] if thumbnail else None,
+        error=display_text(error, 1000) or None,
+        artwork_id=output["id"] if output else None,
+        error_type=job["last_error_type"],
+        inputs=tuple((role, image["id"], image_label(image), image["sha256"])
+                     for role, image in [("content", job["content"]), *(("style", s) for s in job["styles"])]),
     )
 
 
-def _title(image: dict[str, Any]) -> str:
-    return image["title"] or f"image {image['id']}"
+# What to do about the expected failures, by error type ({job} is the job id).
+FIXES = {
+    "ChecksumMismatch": "add the original file again (`atelier catalog add FILE --role ROLE` restores the stored "
+                        "copy), then `atelier jobs rerun-failed --job {job}`",
+    "ObjectNotFound": "add the original file again (`atelier catalog add FILE --role ROLE` restores the stored "
+                      "copy), then `atelier jobs rerun-failed --job {job}`",
+    "StorageUnavailable": "check that the store (ATELIER_STORE_URL, ATELIER_S3_ENDPOINT_URL) answers, then "
+                          "`atelier jobs rerun-failed --job {job}`",
+    "StorageConfigError": "fix the store settings (bucket, credentials; `atelier config`), then "
+                          "`atelier jobs rerun-failed --job {job}`",
+    "StorageWriteError": "free space or fix permissions where the store writes, then "
+                         "`atelier jobs rerun-failed --job {job}`",
+    "CatalogUnavailable": "check that the catalog database answers, then `atelier jobs rerun-failed --job {job}`",
+    "InvalidInputError": "the image or parameters are refused: see `atelier jobs show {job}`; add a corrected job "
+                         "with `atelier jobs add` (and `atelier jobs cancel {job}`)",
+    "OptimizationError": "the loss diverged: add the job again with smaller weights or learning rate "
+                         "(`atelier jobs add ... --param style_weight=...`)",
+    "LeaseExpired": "its worker died; `atelier jobs rerun-failed --job {job}` runs it again",
+}
+DEFAULT_FIX = "see `atelier jobs show {job}` (with the traceback); rerun with `atelier jobs rerun-failed --job {job}`"
 
 
-def markdown_summary(report: BatchReport) -> str:
-    """The run's front page in the Prefect UI: counts, the contact sheet, failures, outputs."""
+def explain_failure(line: JobLine) -> tuple[str, str]:
+    """One line on why a job failed, naming input images by id and title instead of the
+    store keys that errors quote, and one on how to fix it."""
+    reason = line.error or line.status
+    for role, image_id, title, sha256 in line.inputs:
+        if sha256 and sha256 in reason:
+            reason = f"{line.error_type}: the stored original of {role} image {image_id} ({title}) is "
+            reason += "corrupt" if line.error_type == "ChecksumMismatch" else "missing or unreadable"
+            break
+    if line.status == JobStatus.CANCELLED:
+        return reason, f"it was cancelled; `atelier jobs cancel {line.job_id} --undo` makes it pending again"
+    return display_text(reason, 300), FIXES.get(line.error_type or "", DEFAULT_FIX).format(job=line.job_id)
+
+
+def image_label(image: dict[str, Any]) -> str:
+    """An input image as people know it: its title on one line, shortened (its id if untitled)."""
+    return display_text(image["title"], TITLE_LIMIT) or f"image {image['id']}"
+
+
+def public_link(public_url: str | None, store_base_uri: str, uri: str | None) -> str | None:
+    """The permanent address of a stored object under the store's public URL, if one is set.
+
+    Keys are content addresses, so the link never goes stale; without a public URL there
+    is no address a browser can open for sure, and callers show the `atelier` command instead.
+    """
+    if not public_url or not uri or not uri.startswith(store_base_uri + "/"):
+        return None
+    return f"{public_url.rstrip('/')}/{uri.removeprefix(store_base_uri + '/')}"
+
+
+def markdown_summary(report: BatchReport, links: dict[str, str] | None = None) -> str:
+    """The run's front page in the Prefect UI: counts, the contact sheet, failures, outputs.
+
+    `links` maps store URIs to permanent public addresses; URIs without one are shown as text.
+    """
+    links = links or {}
     parts = [f"# {report.headline()}", ""]
     if report.contact_sheet:
-        parts += [f"Contact sheet: `{report.contact_sheet}`", "", f"![contact sheet]({report.contact_sheet_at})", ""]
+        sheet_link = links.get(report.contact_sheet)
+        parts += [f"Contact sheet: `{report.contact_sheet}`", ""]
+        if sheet_link:
+            parts += [f"![contact sheet]({sheet_link})", ""]
     if report.failed:
         parts += ["## Failed", ""]
-        parts += [f"- job {line.job_id} ({line.content} × {line.styles}): {line.error or line.status}" for line in report.failed]
+        for line in report.failed:
+            reason, fix = explain_failure(line)
+            parts.append(f"- job {line.job_id} ({_md(line.content)} × {_md(line.styles)}): {_md(reason)}. "
+                         f"To fix: {fix}")
         parts.append("")
     if report.succeeded:
         parts += ["## Results", ""]
-        parts += [f"- job {line.job_id} ({line.content} × {line.styles}, {line.method}): `{line.output_uri}`" for line in report.succeeded]
-    return "\n".join(parts)
+        for line in report.succeeded:
+            where = f"[artwork {line.artwork_id}]({links[line.output_uri]})" if line.output_uri in links else (
+                f"artwork {line.artwork_id}")
+            parts.append(f"- job {line.job_id} ({_md(line.content)} × {_md(line.styles)}, {line.method}): {where}")
+        parts += ["", "Fetch one: `atelier artworks export DIR --id ARTWORK`; details: `atelier artworks show ARTWORK`.",
+                  ""]
+    if report.notes:
+        parts += ["## Notes", ""]
+        parts += [f"- {_md(note)}" for note in report.notes]
+    return "\n".join(parts).rstrip() + "\n"
 
 
-def table_rows(report: BatchReport) -> list[dict[str, Any]]:
-    """One row per job for the Prefect table artifact."""
+def _md(text: str) -> str:
+    """User text inside markdown: one line, and no markup of its own."""
+    flat = display_text(text, 1000)
+    for char in "\\`*_[]<>|#":
+        flat = flat.replace(char, "\\" + char)
+    return flat
+
+
+def table_rows(report: BatchReport, links: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per job for the Prefect table artifact: short cells, no link that dies."""
+    links = links or {}
     return [
         {
             "job": line.job_id,
@@ -132,16 +238,53 @@ def table_rows(report: BatchReport) -> list[dict[str, Any]]:
             "method": line.method,
             "size": line.size,
             "seconds": round(line.seconds, 2) if line.seconds is not None else None,
-            "link": line.output_uri or "",
-            "error": line.error or "",
+            "artwork": line.artwork_id,
+            "link": links.get(line.output_uri or "", ""),
+            "error": display_text(line.error, ERROR_LIMIT),
         }
         for line in report.lines
     ]
 
 
-def publish(report: BatchReport, key_prefix: str) -> None:
+def publish(report: BatchReport, key_prefix: str, links: dict[str, str] | None = None) -> None:
     """Create the markdown summary and the jobs table as Prefect artifacts of this flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    create_markdown_artifact(markdown_summary(report), key=f"{key_prefix}-summary", description=report.headline())
-    create_table_artifact(table_rows(report), key=f"{key_prefix}-jobs", description=f"{report.name}: jobs")
+    create_markdown_artifact(markdown_summary(report, links), key=f"{key_prefix}-summary",
+                             description=report.headline())
+    create_table_artifact(table_rows(report, links), key=f"{key_prefix}-jobs", description=f"{report.name}: jobs")
+
+
+def report_batch(
+    workshop: Workshop, name: str, job_ids: list[int], logger: logging.Logger | logging.LoggerAdapter,
+    *, public_url: str | None = None,
+) -> BatchReport:
+    """Describe the jobs, lay out and upload the contact sheet, and publish the artifacts,
+    degrading one item at a time: whatever fails becomes a note (and a warning in the run
+    log), never the run's failure."""
+    from tasks.contact_sheet import upload_contact_sheet
+
+    report = describe_jobs(workshop, name, job_ids)
+    notes: list[str] = []
+    sheet_uri = sheet_at = None
+    try:
+        sheet = upload_contact_sheet(workshop, [(line.thumbnail_uri, line.caption) for line in report.lines])
+        sheet_uri, notes = sheet.uri, list(sheet.notes)
+        sheet_at = workshop.store.url_for(sheet_uri)
+    except Exception as exc:  # the jobs are recorded; say what is missing instead of failing them
+        notes.append(f"no contact sheet: {_reason(exc)}")
+    base = getattr(workshop.store, "base_uri", "")
+    uris = [sheet_uri] + [line.output_uri for line in report.lines]
+    links = {uri: link for uri in uris if uri and (link := public_link(public_url, base, uri))}
+    report = replace(report, contact_sheet=sheet_uri, contact_sheet_at=sheet_at, notes=tuple(notes))
+    try:
+        publish(report, key_prefix=name, links=links)
+    except Exception as exc:
+        report = replace(report, notes=(*report.notes, f"no Prefect artifacts: {_reason(exc)}"))
+    for note in report.notes:
+        logger.warning("%s: %s", name, note)
+    return report
+
+
+def _reason(exc: BaseException) -> str:
+    return display_text(f"{type(exc).__name__}: {exc}", 300)

@@ -14,6 +14,7 @@ from storage.errors import (
     StorageConfigError,
     StorageError,
     StorageUnavailable,
+    StorageWriteError,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "StorageConfigError",
     "StorageError",
     "StorageUnavailable",
+    "StorageWriteError",
     "StoredObject",
     "open_store",
 ]

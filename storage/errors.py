@@ -33,6 +33,13 @@ class ChecksumMismatch(StorageError):
         return cls(f"checksum mismatch for {where}: content hashes to {actual}, expected {expected}")
 
 
+class StorageWriteError(StorageError):
+    """The store could not write an object: its disk is full or read-only, or access is denied.
+
+    Not transient: someone has to free space or fix permissions first.
+    """
+
+
 class ObjectNotFound(StorageError):
     """The URI is well formed and belongs to this store, but nothing is stored there."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from storage.base import ContentKeyedURIs, StoredObject
-from storage.errors import ChecksumMismatch, ObjectNotFound, StorageConfigError
+from storage.errors import ChecksumMismatch, ObjectNotFound, StorageConfigError, StorageWriteError
 from storage.files import file_digest, read_chunks, write_verified
 from storage.keys import content_key, digest_of_key, expected_digest, guess_content_type, normalize_suffix
 
@@ -55,13 +55,17 @@ class LocalStore(ContentKeyedURIs):
         key = content_key(sha256, suffix)
         target = self.root / key
         if not self._holds(target, sha256):
-            write_verified(
-                read_chunks(stream),
-                target,
-                expected_sha256=sha256,
-                where=f"{target} (source changed while storing)",
-                fsync=self._fsync,
-            )
+            try:
+                write_verified(
+                    read_chunks(stream),
+                    target,
+                    expected_sha256=sha256,
+                    where=f"{target} (source changed while storing)",
+                    fsync=self._fsync,
+                )
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise StorageWriteError(f"cannot write to the store at {self.root}: {reason} (writing {target})") from exc
         return StoredObject(self.uri_for_key(key), key, sha256, size, content_type or guess_content_type(suffix))
 
     @staticmethod

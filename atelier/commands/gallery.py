@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from atelier.commands.catalog_common import parse_time
 from atelier.commands.jobs import jobs_app
-from atelier.console import console, user_errors
+from atelier.console import console, print_url, say, user_errors
 
 if TYPE_CHECKING:
     from flows.report import BatchReport
@@ -99,24 +99,29 @@ def quiet_embedded_prefect() -> None:
 
 
 def print_report(report: BatchReport) -> None:
-    """Succeeded and failed jobs (with reasons) and where the contact sheet is."""
-    console.print(f"[bold]{report.headline()}[/]")
-    if not report.lines:
-        return
-    table = Table("job", "status", "content × style", "method", "seconds", "output or reason")
-    for line in report.lines:
-        ok = line.status == "succeeded"
-        table.add_row(
-            str(line.job_id),
-            f"[green]{line.status}[/]" if ok else f"[red]{line.status}[/]",
-            f"{line.content} × {line.styles}",
-            f"{line.method} {line.size or ''}",
-            f"{line.seconds:.1f}" if line.seconds is not None else "",
-            (line.output_uri or "") if ok else (line.error or ""),
-        )
-    console.print(table)
+    """Succeeded and failed jobs and where the contact sheet is, readable at 80 columns:
+    one line per job (ids and short titles), each failure with how to fix it, and paths and
+    URLs on lines of their own so that they can be copied whole."""
+    from flows.report import explain_failure
+
+    console.print(f"[bold]{escape(report.headline())}[/]", soft_wrap=True)
+    for line in report.succeeded:
+        seconds = f", {line.seconds:.1f} s" if line.seconds is not None else ""
+        artwork = f" -> artwork {line.artwork_id}" if line.artwork_id is not None else ""
+        say(f"  [green]ok[/]     job {line.job_id}: {escape(line.content)} x {escape(line.styles)}, "
+            f"{line.method} {line.size or '?'} px{seconds}{artwork}")
+    for line in report.failed:
+        reason, fix = explain_failure(line)
+        say(f"  [red]{line.status}[/] job {line.job_id}: {escape(line.content)} x {escape(line.styles)}, "
+            f"{line.method} {line.size or '?'} px: {escape(reason)}")
+        say(f"         to fix: {escape(fix)}")
+    if report.succeeded:
+        say("outputs: `atelier artworks show ID`, or copy them out with `atelier artworks export DIR`")
     if report.contact_sheet:
-        console.print(f"contact sheet: {report.contact_sheet_at}")
+        say("contact sheet:")
+        print_url(report.contact_sheet_at or report.contact_sheet)
+    for note in report.notes:
+        say(f"note: {escape(note)}")
 
 
 def exit_code(report: BatchReport) -> int:
