@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from db.errors import InvalidRequest, NotFound
 from db.models import Image, ImageRole, ImageTag
 
+MAX_ID = 2**31 - 1  # PostgreSQL INTEGER keys; a larger number can only be a title or a hash
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
 MAX_TAG_LENGTH = 100
 
@@ -30,6 +31,15 @@ def normalize_tags(tags: Iterable[str]) -> list[str]:
         if value not in cleaned:
             cleaned.append(value)
     return sorted(cleaned)
+
+
+def check_image_fields(**fields: str | None) -> None:
+    """Refuse text longer than its catalog column (title, artist, license, source_name), before
+    anything is stored: PostgreSQL would refuse the row only after the original was uploaded."""
+    for name, value in fields.items():
+        limit = Image.__table__.c[name].type.length
+        if value is not None and limit is not None and len(value) > limit:
+            raise InvalidRequest(f"--{name.replace('_', '-')} is {len(value)} characters long; at most {limit} fit")
 
 
 def image_by_sha(session: Session, sha256: str) -> Image | None:
@@ -56,6 +66,7 @@ def register_image(
     """Insert an image unless its sha256 is known; returns (image, created)."""
     if role not in ImageRole.__members__.values():
         raise InvalidRequest(f"invalid role {role!r}: expected one of {', '.join(ImageRole)}")
+    check_image_fields(title=title, artist=artist, license=license, source_name=source_name)
     existing = image_by_sha(session, sha256)
     if existing is not None:
         return existing, False
@@ -90,7 +101,7 @@ def find_image(session: Session, ref: str | int) -> Image:
     """Resolve what a user typed: an id, a sha256 (or a unique prefix of 6+ hex digits),
     a title, or the original file name."""
     text = str(ref).strip()
-    if text.isdigit():
+    if text.isdigit() and 1 <= int(text) <= MAX_ID:
         image = session.get(Image, int(text))
         if image is not None:
             return image

@@ -11,14 +11,15 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from db.errors import InvalidRequest, NotFound
-from db.images import find_image, normalize_tags
-from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStyle, Run, RunStatus
+from db.images import MAX_ID, find_image, normalize_tags
+from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStatus, JobStyle, Run, RunStatus
 from db.text import contains_text
 
 
@@ -45,6 +46,23 @@ class Filters:
     title: str | None = None
     sort: str | None = None
     limit: int | None = 50
+
+
+# A number beyond the largest id a catalog can hold matches nothing, and must say so
+# instead of overflowing the driver.
+
+
+def check_ids(ids: Sequence[int], what: str) -> None:
+    """Raise NotFound for ids that no row can have (below 1 or beyond the integer range)."""
+    impossible = [i for i in ids if not 1 <= i <= MAX_ID]
+    if impossible:
+        raise NotFound(f"no {what} with id {', '.join(map(str, impossible))}")
+
+
+def check_status(status: str | None, allowed: type[StrEnum]) -> None:
+    """Refuse a status filter that no row can have (a typo would otherwise list nothing)."""
+    if status is not None and status not in allowed.__members__.values():
+        raise InvalidRequest(f"unknown status {status!r}: expected one of {', '.join(allowed)}")
 
 
 def _sorted(query: Select[Any], sorts: dict[str, Any], key: str | None, default: str) -> Select[Any]:
@@ -248,6 +266,7 @@ JOB_SORTS = {"id": Job.id, "created": Job.created_at, "updated": Job.updated_at,
 
 
 def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    check_status(f.status, JobStatus)
     query = select(Job).options(*_job_options())
     if f.status:
         query = query.where(Job.status == f.status)
@@ -258,6 +277,7 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
 
 def show_job(session: Session, job_id: int) -> dict[str, Any]:
     """A job with its full history: every run, each with its artifacts."""
+    check_ids([job_id], "job")
     job = session.scalar(
         select(Job)
         .where(Job.id == job_id)
@@ -274,6 +294,7 @@ RUN_SORTS = {"id": Run.id, "started": Run.started_at, "duration": Run.duration_s
 
 
 def list_runs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
+    check_status(f.status, RunStatus)
     query = select(Run, Job.method).join(Job, Run.job_id == Job.id)
     if f.status:
         query = query.where(Run.status == f.status)
@@ -288,6 +309,7 @@ def list_runs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
 
 
 def show_run(session: Session, run_id: int) -> dict[str, Any]:
+    check_ids([run_id], "run")
     run = session.scalar(select(Run).where(Run.id == run_id).options(selectinload(Run.artifacts)))
     if run is None:
         raise NotFound(f"no run with id {run_id}")
@@ -307,6 +329,7 @@ def _artworks_query(session: Session, f: Filters) -> Select[Any]:
         .where(Artifact.kind == ArtifactKind.OUTPUT)
         .options(selectinload(Run.artifacts), *_job_options())
     )
+    check_status(f.status, JobStatus)
     if f.status:
         query = query.where(Job.status == f.status)
     return _dated(_job_filters(session, query, f), Artifact.created_at, f)
@@ -341,6 +364,7 @@ def list_artworks(session: Session, f: Filters = Filters()) -> list[dict[str, An
 
 
 def show_artwork(session: Session, artifact_id: int) -> dict[str, Any]:
+    check_ids([artifact_id], "artwork")
     row = session.execute(_artworks_query(session, Filters()).where(Artifact.id == artifact_id)).first()
     if row is None:
         raise NotFound(f"no artwork with id {artifact_id}")

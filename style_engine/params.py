@@ -10,6 +10,7 @@ same thing hash the same. Unknown keys are rejected rather than ignored, because
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -75,8 +76,8 @@ def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
 def _number(name: str, value: Any, *, positive: bool = False, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InvalidInputError(f"parameter {name}: expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(f"parameter {name}: expected a finite number, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise InvalidInputError(f"parameter {name}: {value} must be {'> 0' if positive else '>= 0'}")
 

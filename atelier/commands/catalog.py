@@ -89,7 +89,7 @@ def add(
     if role not in ("content", "style"):
         raise fail(f"--role {role!r}: expected content or style")
     with user_errors():
-        from db.images import normalize_tags
+        from db.images import check_image_fields, normalize_tags
         from storage import open_store
 
         files = collect_paths(paths)
@@ -98,6 +98,7 @@ def add(
         if title is not None and len(files) > 1:
             raise fail(f"--title names one image, but {len(files)} files were given")
         tags = normalize_tags(tag or [])
+        check_image_fields(title=title, artist=artist, license=license)
         settings = get_settings()
         store = open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
         with opened_catalog() as catalog:

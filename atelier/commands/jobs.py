@@ -64,17 +64,30 @@ def parse_param_options(pairs: list[str] | None) -> dict[str, Any]:
         if key in params:
             raise fail(f"--param {key!r} is given twice")
         try:
-            params[key] = json.loads(raw)
+            params[key] = json.loads(raw, parse_constant=_no_constant)
         except json.JSONDecodeError:
             params[key] = raw
+        except ValueError as exc:
+            raise fail(f"--param {pair!r}: {exc}") from None
     return params
 
 
+def _no_constant(name: str) -> float:
+    """JSON's Infinity, -Infinity and NaN are no parameter values (and the catalog's JSON can't hold them)."""
+    raise ValueError(f"{name} is not a finite number")
+
+
 def canonical_params(method: str, pairs: list[str] | None) -> dict[str, Any]:
-    """Validated, complete parameters (defaults filled in), so equal jobs get equal keys."""
+    """Validated, complete parameters (defaults filled in), so equal jobs get equal keys.
+
+    `init=image` is refused: a job carries no init image, so it could only fail at run time.
+    """
     from style_engine.params import parse_params
 
-    return parse_params(method, parse_param_options(pairs)).to_dict()
+    params = parse_params(method, parse_param_options(pairs)).to_dict()
+    if params.get("init") == "image":
+        raise fail("--param init=image: a job has no init image to start from; use init=content, noise or style")
+    return params
 
 
 @jobs_app.command("add")
@@ -222,8 +235,10 @@ def cancel(
 ) -> None:
     """Cancel pending or failed jobs so that no batch runs them; a running job is left to finish."""
     with user_errors():
+        from db.queries import check_ids
         from db.runs import cancel_jobs
 
+        check_ids(job_ids, "job")
         with opened_catalog() as catalog:
             after = cancel_jobs(catalog, job_ids, undo=undo)
     if as_json:

@@ -7,6 +7,7 @@ torch) load when the command runs, and Prefect, boto3 and SQLAlchemy never do.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -123,16 +124,26 @@ def _parse_style_weights(values: list[str]) -> list[float]:
     parsed = []
     for item in (part.strip() for value in values for part in value.split(",")):
         try:
-            parsed.append(float(item))
+            value = float(item)
         except ValueError:
             raise fail(f"--style-weights: {item!r} is not a number") from None
+        if not math.isfinite(value):
+            raise fail(f"--style-weights: {item!r} is not a finite number")
+        parsed.append(value)
     return parsed
 
 
 @contextmanager
 def _progress_bar() -> Iterator[Callable[[int, int, dict[str, float]], None]]:
     """A progress bar on stderr, fed by the engine's step callback. It clears itself at the end,
-    leaving stdout with only the summary line."""
+    leaving stdout with only the summary line.
+
+    Where stderr is no terminal (a log file, a pipe, a batch system) a bar shows nothing until
+    the end, so a line is written at every tenth of the run instead.
+    """
+    if not err_console.is_terminal:
+        yield _progress_lines()
+        return
     columns = (TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
         task = bar.add_task("stylize", total=None, losses="")
@@ -142,6 +153,20 @@ def _progress_bar() -> Iterator[Callable[[int, int, dict[str, float]], None]]:
             bar.update(task, completed=step, total=total, losses=text)
 
         yield on_step
+
+
+class _StderrLines:
+    """The `info(format, *args)` of a logger, writing timestamped lines to stderr."""
+
+    def info(self, message: str, *args: object) -> None:
+        err_console.print(f"{time.strftime('%H:%M:%S')} {message % args}", highlight=False, soft_wrap=True)
+
+
+def _progress_lines() -> Callable[[int, int, dict[str, float]], None]:
+    """An `on_step` callback that prints "stylizing: step N/T (P%)" on stderr at each 10 %."""
+    from tasks.progress import throttled_progress
+
+    return throttled_progress(_StderrLines(), "stylizing")  # type: ignore[arg-type]
 
 
 def _metadata(
