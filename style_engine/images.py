@@ -15,13 +15,15 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from style_engine.errors import InvalidInputError
+
+if TYPE_CHECKING:  # torch loads only for the tensor conversions: validating an image needs Pillow alone
+    import torch
 
 ImageSource = str | Path | bytes | BinaryIO
 
@@ -176,12 +178,16 @@ def thumbnail(image: Image.Image, max_side: int = 256) -> Image.Image:
 
 def image_to_tensor(image: Image.Image, device: str | torch.device = "cpu") -> torch.Tensor:
     """RGB image -> float32 tensor of shape (1, 3, H, W) in [0, 1], the engine's working form."""
+    import torch
+
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
 
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> 8-bit RGB image (clamped, rounded)."""
+    import torch
+
     chw = tensor.detach().squeeze(0) if tensor.dim() == 4 else tensor.detach()
     array = chw.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array, "RGB")
