@@ -275,6 +275,15 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     return [job_dict(j) for j in session.scalars(query)]
 
 
+def check_jobs_exist(session: Session, job_ids: Sequence[int]) -> None:
+    """Raise NotFound naming every id in `job_ids` that is no job."""
+    check_ids(job_ids, "job")
+    known = set(session.scalars(select(Job.id).where(Job.id.in_(list(job_ids)))))
+    unknown = sorted(set(job_ids) - known)
+    if unknown:
+        raise NotFound(f"no job with id {', '.join(map(str, unknown))}")
+
+
 def show_job(session: Session, job_id: int) -> dict[str, Any]:
     """A job with its full history: every run, each with its artifacts."""
     check_ids([job_id], "job")

@@ -69,3 +69,24 @@ def test_stylize_logs_every_tenth_when_stderr_is_no_terminal(tmp_path, content_p
     assert done.returncode == 0, done.stderr
     steps = [line for line in done.stderr.splitlines() if "stylizing: step" in line]
     assert 8 <= len(steps) <= 12 and "(100%)" in steps[-1], done.stderr
+
+
+def test_rerun_failed_of_an_unknown_job_is_a_user_error(gallery):
+    for ids in (["404"], ["1", HUGE]):
+        args = [arg for job_id in ids for arg in ("--job", job_id)]
+        result = gallery("jobs", "rerun-failed", *args, code=2)
+        assert f"no job with id {ids[-1]}" in _error_line(result)
+
+
+def test_catalog_add_says_which_files_of_a_folder_it_skipped_and_why(cli, pictures):
+    folder = pictures / "content"
+    (folder / ".hidden.png").write_bytes((folder / "city.png").read_bytes())
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "thumb.png").write_bytes(b"x")
+    (folder / "notes.txt").write_text("not a picture")
+    result = cli("catalog", "add", folder, "--role", "content")
+    assert "2 added, 3 skipped" in result.stdout
+    text = " ".join(result.stdout.split())
+    assert ".hidden.png: hidden" in text and "thumb.png: hidden" in text and "notes.txt: not an image suffix (.txt)" in text
+    outcomes = _json(cli("catalog", "add", folder, "--role", "content", "--json"))
+    assert sorted(o["status"] for o in outcomes) == ["duplicate", "duplicate", "skipped", "skipped", "skipped"]

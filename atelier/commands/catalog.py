@@ -47,26 +47,33 @@ def register(app: typer.Typer) -> None:
 @dataclass
 class AddOutcome:
     path: str
-    status: Literal["added", "duplicate", "restored", "invalid"]
+    status: Literal["added", "duplicate", "restored", "invalid", "skipped"]
     image_id: int | None = None
     message: str = ""
 
 
-def collect_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, and the image files inside folders (recursively, sorted, no hidden ones)."""
+def collect_paths(paths: list[Path]) -> tuple[list[Path], list[AddOutcome]]:
+    """Files as given, and the image files inside folders (recursively, sorted); also what a
+    folder held that was skipped, and why (hidden files and folders, other suffixes)."""
     found: list[Path] = []
+    skipped: list[AddOutcome] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            for p in sorted(path.rglob("*")):
+                if not p.is_file():
+                    continue
+                if any(part.startswith(".") for part in p.relative_to(path).parts):
+                    skipped.append(AddOutcome(str(p), "skipped", message="hidden (its name or a folder's starts with '.')"))
+                elif p.suffix.lower() not in IMAGE_SUFFIXES:
+                    skipped.append(AddOutcome(str(p), "skipped", message=f"not an image suffix ({p.suffix or 'none'}); "
+                                              "name the file itself to try it"))
+                else:
+                    found.append(p)
         elif path.is_file():
             found.append(path)
         else:
             raise fail(f"{path}: no such file or folder")
-    return found
+    return found, skipped
 
 
 @catalog_app.command("add")
@@ -92,9 +99,10 @@ def add(
         from db.images import check_image_fields, normalize_tags
         from storage import open_store
 
-        files = collect_paths(paths)
+        files, skipped = collect_paths(paths)
         if not files:
-            raise fail("no image files found in " + ", ".join(str(p) for p in paths))
+            raise fail("no image files found in " + ", ".join(str(p) for p in paths)
+                       + (f" ({len(skipped)} other files skipped)" if skipped else ""))
         if title is not None and len(files) > 1:
             raise fail(f"--title names one image, but {len(files)} files were given")
         tags = normalize_tags(tag or [])
@@ -107,7 +115,7 @@ def add(
                          license=license, tags=tags)
                 for path in files
             ]
-    _report(outcomes, as_json)
+    _report(outcomes + skipped, as_json)
     if any(o.status == "invalid" for o in outcomes):
         raise typer.Exit(USER_ERROR_EXIT)
 
@@ -173,7 +181,8 @@ def _report(outcomes: list[AddOutcome], as_json: bool) -> None:
             console.print(f"added image {o.image_id}: {o.path} ({o.message})", highlight=False, soft_wrap=True)
         else:
             console.print(f"{o.status} {o.path}: {o.message}", highlight=False, soft_wrap=True)
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("added", "duplicate", "restored", "invalid")}
+    counts = {s: sum(1 for o in outcomes if o.status == s)
+              for s in ("added", "duplicate", "restored", "invalid", "skipped")}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do")
 
 

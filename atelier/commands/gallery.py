@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from atelier.commands.catalog_common import parse_time
+from atelier.commands.catalog_common import parse_time, read_session
 from atelier.commands.jobs import jobs_app
 from atelier.console import console, print_url, say, user_errors
 
@@ -55,6 +55,11 @@ def rerun_failed(
     """Reset failed jobs to pending and run them again (the rerun-failed flow)."""
     quiet_embedded_prefect()
     with user_errors():
+        if job:
+            from db.queries import check_jobs_exist
+
+            with read_session() as session:
+                check_jobs_exist(session, job)
         from flows.rerun_failed import rerun_failed as rerun_flow
 
         report = run_flow_for_report(
