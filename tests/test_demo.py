@@ -25,3 +25,25 @@ def test_demo_runs_once_then_reuses_the_catalog(prefect_api, atelier, tmp_path):
     second = app.cli("demo", *quick)
     assert "nothing left to do" in second.output and "catalog: demo jobs" in second.output
     assert (len(catalog_rows(app, Run)), len(catalog_rows(app, Artifact))) == (runs, artifacts)
+
+
+def test_demo_with_data_uses_only_the_users_pictures(prefect_api, atelier, tmp_path):
+    """Issue 14 item 13: the samples already in the catalog (tagged demo) are not crossed in."""
+    from atelier.commands.demo import DEMO_TAG
+    from db.models import Job
+
+    app = atelier(f"sqlite:///{tmp_path / '.atelier' / 'catalog.db'}", f"file://{tmp_path / '.atelier' / 'artifacts'}")
+    samples = write_gallery_inputs(tmp_path / "samples", contents=2, styles=2)
+    app.cli("catalog", "add", str(tmp_path / "samples" / "content"), "--role", "content", "--tag", DEMO_TAG)
+    app.cli("catalog", "add", str(tmp_path / "samples" / "style"), "--role", "style", "--tag", DEMO_TAG)
+    write_gallery_inputs(tmp_path / "mine", contents=1, styles=1, side=48)
+    (tmp_path / "mine" / "content" / "astronaut.png").rename(tmp_path / "mine" / "content" / "me.png")
+    from PIL import Image
+
+    Image.open(tmp_path / "mine" / "content" / "me.png").rotate(90).save(tmp_path / "mine" / "content" / "me.png")
+    Image.open(tmp_path / "mine" / "style" / "strokes-0.png").rotate(90).save(tmp_path / "mine" / "style" / "strokes-0.png")
+
+    result = app.cli("demo", "--data", str(tmp_path / "mine"), "--size", "32", "--iterations", "1")
+    assert "1 contents x 1 styles = 1 jobs" in " ".join(result.output.split())
+    jobs = catalog_rows(app, Job)
+    assert len(jobs) == 2 and len(samples) == 4

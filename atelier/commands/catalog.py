@@ -109,7 +109,7 @@ def add(
         check_image_fields(title=title, artist=artist, license=license)
         settings = get_settings()
         store = open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
-        with opened_catalog() as catalog:
+        with opened_catalog(create=True) as catalog:
             outcomes = [
                 _add_one(catalog, store, path, role=role, title=title, artist=artist, year=year,
                          license=license, tags=tags)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -38,22 +39,49 @@ SortOpt = Annotated[str | None, typer.Option(help="Sort key; prefix '-' for desc
 LimitOpt = Annotated[int, typer.Option(help="At most this many rows.")]
 
 
-def open_catalog_from_settings() -> Catalog:
+def open_catalog_from_settings(*, create: bool = False) -> Catalog:
     """The catalog the settings point at, with its schema checked.
 
-    An empty SQLite database (the embedded default on first use) is created at the newest
-    schema, so `atelier catalog add` works in a fresh checkout; any database that already
-    has tables, and every PostgreSQL database, must be migrated with `atelier db upgrade`.
+    Only commands that mean to create a catalog pass `create` (`catalog add`, `demo`; `db
+    upgrade` migrates on its own): then an absent or empty SQLite database is created at the
+    newest schema. Any other command run where there is no catalog (another folder, a typo in
+    the URL) says so, instead of leaving an empty catalog behind that answers "no jobs match".
     """
     from db.session import open_catalog
 
     url = get_settings().database_url
-    return open_catalog(url, create_if_empty=url.startswith("sqlite"))
+    if not create:
+        require_catalog(url)
+    return open_catalog(url, create_if_empty=create and url.startswith("sqlite"))
+
+
+def require_catalog(url: str) -> None:
+    """Fail with one line when `url` is a SQLite catalog file that does not exist (or is empty)."""
+    from redaction import mask_url
+
+    path = sqlite_file(url)
+    if path is None or (path.is_file() and path.stat().st_size > 0):
+        return
+    raise fail(
+        f"no catalog at {mask_url(url)} ({path.resolve()} does not exist). Run atelier from the folder that "
+        "holds .atelier/, or set ATELIER_DATABASE_URL to the catalog; `atelier catalog add` or "
+        "`atelier db upgrade` creates a new one"
+    )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///path` URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    database = url.split("://", 1)[1].removeprefix("/").split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 @contextmanager
-def opened_catalog() -> Iterator[Catalog]:
-    catalog = open_catalog_from_settings()
+def opened_catalog(*, create: bool = False) -> Iterator[Catalog]:
+    catalog = open_catalog_from_settings(create=create)
     try:
         yield catalog
     finally:

@@ -51,23 +51,34 @@ def demo(
     from atelier.commands.jobs import matrix
 
     folders = user_folders(data) if data else write_samples(Path(".atelier/demo-inputs"))
+    tag = demo_tag(data)
     with user_errors():
         console.rule("1. catalog: register the images")
         for role, folder in folders.items():
-            catalog_add([folder], role=role, tag=[DEMO_TAG])
+            catalog_add([folder], role=role, tag=[tag])
         console.rule("2. jobs: one per content x style x variant")
         for extra in VARIANTS:
             params = [f"size={size}", f"iterations={iterations}", *extra]
-            matrix([f"tag:{DEMO_TAG}"], [f"tag:{DEMO_TAG}"], "gatys", param=params)
+            matrix([f"tag:{tag}"], [f"tag:{tag}"], "gatys", param=params)
         console.rule("3. the gallery flow (Prefect, local ephemeral API)")
         from flows.gallery import gallery
 
-        report = run_flow_for_report(gallery, limit=1000, tags=[DEMO_TAG])
+        report = run_flow_for_report(gallery, limit=1000, tags=[tag])
     print_report(report)
     if not report.lines:
         console.print("nothing left to do: every demo job has already run")
-    print_catalog_summary()
+    print_catalog_summary(tag)
     raise typer.Exit(exit_code(report))
+
+
+def demo_tag(data: Path | None) -> str:
+    """The tag that keeps one demo's images together: `demo` for the samples, and one tag per
+    `--data` folder, so that your pictures are never crossed with the samples or another folder's."""
+    if data is None:
+        return DEMO_TAG
+    import hashlib
+
+    return f"{DEMO_TAG}-data-{hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:8]}"
 
 
 def write_samples(root: Path) -> dict[str, Path]:
@@ -93,7 +104,7 @@ def user_folders(data: Path) -> dict[str, Path]:
     return folders
 
 
-def print_catalog_summary() -> None:
+def print_catalog_summary(tag: str = DEMO_TAG) -> None:
     """Jobs of the demo by method variant and status, with the median runtime of successes."""
     from statistics import median
 
@@ -101,8 +112,8 @@ def print_catalog_summary() -> None:
     from db.queries import list_jobs, list_runs
 
     with read_session() as session:
-        jobs = list_jobs(session, make_filters(tags=[DEMO_TAG], limit=None))
-        runs = list_runs(session, make_filters(tags=[DEMO_TAG], status="succeeded", limit=None))
+        jobs = list_jobs(session, make_filters(tags=[tag], limit=None))
+        runs = list_runs(session, make_filters(tags=[tag], status="succeeded", limit=None))
     variant = {job["id"]: _variant(job["params"]) for job in jobs}
     counts = Counter((variant[job["id"]], job["status"]) for job in jobs)
     seconds: dict[str, list[float]] = {}

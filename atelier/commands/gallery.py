@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from atelier.commands.catalog_common import parse_time, read_session
+from atelier.commands.catalog_common import parse_time, read_session, require_catalog
 from atelier.commands.jobs import jobs_app
 from atelier.console import console, print_url, say, user_errors
+from atelier.settings import get_settings
 
 if TYPE_CHECKING:
     from flows.report import BatchReport
@@ -37,6 +38,7 @@ def run_gallery(
 ) -> None:
     """Run the gallery flow now on the pending jobs of the catalog."""
     quiet_embedded_prefect()
+    require_catalog(get_settings().database_url)
     with user_errors():
         from flows.gallery import gallery
 
@@ -54,6 +56,7 @@ def rerun_failed(
 ) -> None:
     """Reset failed jobs to pending and run them again (the rerun-failed flow)."""
     quiet_embedded_prefect()
+    require_catalog(get_settings().database_url)
     with user_errors():
         if job:
             from db.queries import check_jobs_exist
