@@ -97,31 +97,72 @@ def register_image(
     return image, True
 
 
-def find_image(session: Session, ref: str | int) -> Image:
-    """Resolve what a user typed: an id, a sha256 (or a unique prefix of 6+ hex digits),
-    a title, or the original file name."""
+def find_image(session: Session, ref: str | int, *, role: str | None = None) -> Image:
+    """Resolve what a user typed to one image.
+
+    In order: an id; a sha256 or a unique prefix of it (6+ hex digits); then the title or
+    original file name, matched case-insensitively with `-`, `_` and spaces alike and the
+    file's suffix optional: exactly, then as a prefix, then as a substring. The first step
+    that finds anything decides; several candidates there (of `role`, when given and some
+    have it) are an error that names them.
+    """
     text = str(ref).strip()
     if text.isdigit() and 1 <= int(text) <= MAX_ID:
         image = session.get(Image, int(text))
         if image is not None:
             return image
-    candidates: list[Image] = []
     if _HEX.match(text.lower()):
-        candidates = list(session.scalars(select(Image).where(Image.sha256.startswith(text.lower())).limit(2)))
-    if not candidates:
-        lowered = text.lower()
-        candidates = list(
-            session.scalars(
-                select(Image)
-                .where(or_(func.lower(Image.title) == lowered, func.lower(Image.source_name) == lowered))
-                .limit(2)
-            )
-        )
+        by_sha = list(session.scalars(select(Image).where(Image.sha256.startswith(text.lower())).limit(MAX_CANDIDATES)))
+        if by_sha:
+            return _one(text, by_sha, role)
+    wanted = _name_key(text)
+    if wanted:
+        names = session.execute(select(Image.id, Image.title, Image.source_name, Image.role)).all()
+        for matches in (_exact, _prefix, _substring):
+            ids = [row.id for row in names if any(matches(key, wanted) for key in _keys(row.title, row.source_name))]
+            if ids:
+                found = list(session.scalars(select(Image).where(Image.id.in_(ids[:MAX_CANDIDATES])).order_by(Image.id)))
+                return _one(text, found, role, total=len(ids))
+    raise NotFound(f"no image matches {text!r} (expected an id, a sha256 prefix, or part of a title or file name; "
+                   "`atelier catalog ls` lists them)")
+
+
+MAX_CANDIDATES = 20
+
+
+def _one(text: str, candidates: list[Image], role: str | None, total: int | None = None) -> Image:
+    if role is not None and len(candidates) > 1:
+        of_role = [image for image in candidates if image.role == role]
+        candidates = of_role or candidates
+        total = len(candidates) if of_role else total
     if len(candidates) == 1:
         return candidates[0]
-    if candidates:
-        raise NotFound(f"image {text!r} is ambiguous: use its id or a longer sha256 prefix")
-    raise NotFound(f"no image matches {text!r} (expected an id, a sha256 prefix, a title or a file name)")
+    shown = ", ".join(f"{image.id} ({image.title or image.source_name}, {image.role})" for image in candidates[:5])
+    more = (total or len(candidates)) - min(5, len(candidates))
+    raise NotFound(f"image {text!r} is ambiguous: it matches {shown}{f' and {more} more' if more > 0 else ''}; "
+                   "use an id or a longer name")
+
+
+def _name_key(text: str | None) -> str:
+    """A name as compared: lower case, with runs of `-`, `_`, `.` and spaces as one space."""
+    return " ".join(re.split(r"[\s_\-.]+", (text or "").lower())).strip()
+
+
+def _keys(title: str | None, source_name: str | None) -> set[str]:
+    stem = source_name.rsplit(".", 1)[0] if source_name and "." in source_name else source_name
+    return {key for key in (_name_key(title), _name_key(source_name), _name_key(stem)) if key}
+
+
+def _exact(key: str, wanted: str) -> bool:
+    return key == wanted
+
+
+def _prefix(key: str, wanted: str) -> bool:
+    return key.startswith(wanted)
+
+
+def _substring(key: str, wanted: str) -> bool:
+    return wanted in key
 
 
 def images_with_tag(session: Session, tag: str, *, role: str | None = None) -> list[Image]:

@@ -108,9 +108,9 @@ def _job_filters(session: Session, query: Select[Any], f: Filters) -> Select[Any
     if f.method:
         query = query.where(Job.method == f.method)
     if f.content:
-        query = query.where(Job.content_id == find_image(session, f.content).id)
+        query = query.where(Job.content_id == find_image(session, f.content, role="content").id)
     if f.style:
-        style_id = find_image(session, f.style).id
+        style_id = find_image(session, f.style, role="style").id
         query = query.where(exists().where(JobStyle.job_id == Job.id, JobStyle.image_id == style_id))
     if f.artist:
         artist = f.artist

@@ -110,8 +110,8 @@ def add(
         with opened_catalog() as catalog, catalog.session() as session:
             job, created = add_job(
                 session,
-                content_id=find_image(session, content).id,
-                style_ids=[find_image(session, ref).id for ref in style],
+                content_id=find_image(session, content, role="content").id,
+                style_ids=[find_image(session, ref, role="style").id for ref in style],
                 style_weights=style_weight or None,
                 method=method,
                 params=params,
@@ -135,7 +135,7 @@ def select_images(session: Session, selector: str, role: str) -> list[Image]:
         if not images:
             raise fail(f"no {role} images are tagged {selector[4:]!r}")
         return images
-    return [find_image(session, selector)]
+    return [find_image(session, selector, role=role)]
 
 
 @jobs_app.command("matrix")
