@@ -65,15 +65,20 @@ def check_status(status: str | None, allowed: type[StrEnum]) -> None:
         raise InvalidRequest(f"unknown status {status!r}: expected one of {', '.join(allowed)}")
 
 
+# Every listing is newest first, so that `--limit` keeps the latest rows.
+NEWEST_FIRST = "-id"
+
+
 def _sorted(query: Select[Any], sorts: dict[str, Any], key: str | None, default: str) -> Select[Any]:
     key = key or default
     name = key.lstrip("-")
     column = sorts.get(name)
     if column is None:
         raise InvalidRequest(f"cannot sort by {name!r}: choose one of {', '.join(sorts)}")
-    order = [column.desc() if key.startswith("-") else column.asc()]
+    descending = key.startswith("-")
+    order = [column.desc() if descending else column.asc()]
     if name != "id":
-        order.append(sorts["id"].asc())  # ties in a stable order
+        order.append(sorts["id"].desc() if descending else sorts["id"].asc())  # ties in a stable order
     return query.order_by(*order)
 
 
@@ -246,7 +251,7 @@ def list_images(session: Session, f: Filters = Filters()) -> list[dict[str, Any]
         query = query.where(or_(contains_text(Image.title, f.title), contains_text(Image.source_name, f.title)))
     query = query.where(*(_tagged(Image.id, tag) for tag in normalize_tags(f.tags)))
     query = _dated(query, Image.created_at, f)
-    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, "id"), f.limit)
+    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, NEWEST_FIRST), f.limit)
     return [image_dict(i) for i in session.scalars(query)]
 
 
@@ -271,7 +276,7 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     if f.status:
         query = query.where(Job.status == f.status)
     query = _dated(_job_filters(session, query, f), Job.created_at, f)
-    query = _limited(_sorted(query, JOB_SORTS, f.sort, "id"), f.limit)
+    query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit)
     return [job_dict(j) for j in session.scalars(query)]
 
 
@@ -308,7 +313,7 @@ def list_runs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     if f.status:
         query = query.where(Run.status == f.status)
     query = _dated(_job_filters(session, query, f), Run.started_at, f)
-    query = _limited(_sorted(query, RUN_SORTS, f.sort, "id"), f.limit)
+    query = _limited(_sorted(query, RUN_SORTS, f.sort, NEWEST_FIRST), f.limit)
     rows = []
     for run, method in session.execute(query):
         data = run_dict(run)
@@ -368,7 +373,7 @@ def _artwork(artifact: Artifact, run: Run, job: Job) -> dict[str, Any]:
 
 
 def list_artworks(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
-    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, "-id"), f.limit)
+    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, NEWEST_FIRST), f.limit)
     return [_artwork(*row) for row in session.execute(query)]
 
 

@@ -70,12 +70,12 @@ def test_catalog_add_registers_dedupes_and_rejects(cli, pictures, tmp_path):
     assert "duplicate" in result.stdout and "2 added, 1 duplicate, 1 invalid" in result.stdout
 
     images = _json(cli("catalog", "ls", "--json"))
-    assert [(i["title"], i["role"]) for i in images] == [
-        ("city", "content"), ("harbor", "content"), ("stars", "style"), ("waves", "style")]
+    assert [(i["title"], i["role"]) for i in images] == [  # newest first
+        ("waves", "style"), ("stars", "style"), ("harbor", "content"), ("city", "content")]
     stored = sorted(p.name for p in (tmp_path / "store").rglob("*.png"))
     assert stored == sorted(f"{i['sha256']}.png" for i in images)  # nothing stored for the broken file
     assert [i["title"] for i in _json(cli("catalog", "ls", "--tag", "ukiyo-e", "--artist", "hoku", "--json"))] == [
-        "stars", "waves"]
+        "waves", "stars"]
     shown = _json(cli("catalog", "show", "city", "--json"))
     assert shown["tags"] == ["city"] and shown["width"] == 56 and shown["format"] == "PNG"
 
@@ -120,8 +120,8 @@ def test_jobs_add_and_matrix_are_idempotent(gallery):
 
     jobs = _json(cli("jobs", "ls", "--json"))
     assert len(jobs) == 5 and {j["status"] for j in jobs} == {"pending"}
-    assert jobs[0]["params"] == {"size": 64}  # canonical: validated by the engine's parameter types
-    assert [s["weight"] for s in jobs[0]["styles"]] == [0.8, 0.2]
+    assert jobs[-1]["params"] == {"size": 64}  # canonical: validated by the engine's parameter types
+    assert [s["weight"] for s in jobs[-1]["styles"]] == [0.8, 0.2]  # newest first: the first job is last
     assert len(_json(cli("jobs", "ls", "--style", "stars", "--content", "harbor", "--json"))) == 1
     assert [j["id"] for j in _json(cli("jobs", "ls", "--sort", "-priority", "--limit", "1", "--json"))] == [
         first["id"]]

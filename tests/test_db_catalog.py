@@ -39,7 +39,7 @@ def test_image_filters_on_both_databases(catalog):
     add_image(catalog, "c", "style", tags=["night"])
     with catalog.reader() as session:
         ids = lambda **kw: [i["id"] for i in list_images(session, Filters(**kw))]  # noqa: E731
-        assert ids(tags=["city"]) == [a, b]
+        assert ids(tags=["city"]) == [b, a]  # newest first
         assert ids(tags=["city", "NIGHT"]) == [b]
         assert ids(role="style", artist="bo") == [b]
         assert ids(title="A") == [a]
@@ -102,14 +102,33 @@ def test_job_filters(catalog):
         j1, j2 = j1.id, j2.id
     with catalog.reader() as session:
         ids = lambda **kw: [j["id"] for j in list_jobs(session, Filters(**kw))]  # noqa: E731
-        assert ids() == [j1, j2]
+        assert ids() == [j2, j1]  # newest first
         assert ids(style="starry") == [j1]
         assert ids(artist="gogh") == [j1]
-        assert ids(artist="photographer") == [j1, j2]  # the content's artist counts too
+        assert ids(artist="photographer") == [j2, j1]  # the content's artist counts too
         assert ids(method="noop") == [j2]
-        assert ids(tags=["city", "impressionism"]) == [j1, j2]
+        assert ids(tags=["city", "impressionism"]) == [j2, j1]
         assert ids(title="lilies") == [j2]
         assert ids(status="succeeded") == []
         assert ids(sort="-priority") == [j2, j1]
         job = list_jobs(session, Filters(style="lilies"))[0]
         assert job["styles"][0]["artist"] == "Claude Monet" and job["content"]["id"] == content
+
+
+def test_every_listing_is_newest_first_so_limit_keeps_the_latest(catalog):
+    """Issue 14 item 8."""
+    from db.claims import claim_jobs
+    from db.queries import list_artworks, list_runs
+    from db.runs import ArtifactRecord, complete_run, start_run
+    from tests.fixtures.databases import add_jobs
+
+    jobs = add_jobs(catalog, 3)
+    claim_jobs(catalog, 3, "w", 60)
+    for job in jobs:
+        complete_run(catalog, start_run(catalog, job, "w"), "w", artifacts=[
+            ArtifactRecord("output", f"file:///o/{job}.png", f"{job:064x}", 1, "image/png", 8, 8)])
+    with catalog.reader() as session:
+        assert [j["id"] for j in list_jobs(session, Filters(limit=2))] == jobs[::-1][:2]
+        assert [r["job_id"] for r in list_runs(session, Filters(limit=2))] == jobs[::-1][:2]
+        assert [a["job_id"] for a in list_artworks(session, Filters(limit=2))] == jobs[::-1][:2]
+        assert [i["id"] for i in list_images(session, Filters(limit=1))] == [max(i["id"] for i in list_images(session))]

@@ -116,7 +116,7 @@ def test_run_and_artwork_queries(catalog):
         _succeed(catalog, job, ssim=ssim)
     fail_run(catalog, start_run(catalog, jobs[2], "w"), "w", error_type="Boom", message="boom")
     with catalog.reader() as session:
-        assert [r["status"] for r in list_runs(session)] == ["succeeded", "succeeded", "failed"]
+        assert [r["status"] for r in list_runs(session)] == ["failed", "succeeded", "succeeded"]  # newest first
         assert [r["job_id"] for r in list_runs(session, Filters(status="failed"))] == [jobs[2]]
         assert [a["job_id"] for a in best_artworks(session, "ssim_to_content")] == [jobs[1], jobs[0]]
         assert [a["job_id"] for a in best_artworks(session, "ssim_to_content", lowest=True, f=Filters(limit=1))] == [

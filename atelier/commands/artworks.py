@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,12 +19,17 @@ from atelier.commands.catalog_common import (
     TitleOpt,
     UntilOpt,
     make_filters,
+    print_json,
     print_record,
     print_rows,
+    distinguishing_params,
+    params_cell,
     read_session,
+    seconds_cell,
+    short_title,
     styles_cell,
 )
-from atelier.console import user_errors
+from atelier.console import print_url, say, user_errors
 
 artworks_app = typer.Typer(help="Artworks (produced outputs): list, show, best by a metric.", no_args_is_help=True)
 
@@ -33,17 +38,19 @@ def register(app: typer.Typer) -> None:
     app.add_typer(artworks_app, name="artworks")
 
 
-ARTWORK_COLUMNS = {
-    "id": "id",
-    "job": "job_id",
-    "run": "run_id",
-    "method": "method",
-    "content": lambda r: r["content"]["title"] or r["content"]["id"],
-    "styles": styles_cell,
-    "seconds": "duration_s",
-    "created": "created_at",
-    "uri": "uri",
-}
+def artwork_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Columns of `artworks ls` for 80 columns: ids, short titles and the parameters that tell
+    this listing's variants apart; the file's location is in `artworks show` and `export`."""
+    variant = params_cell(distinguishing_params(rows))
+    return {
+        "id": "id",
+        "job": "job_id",
+        "content": lambda r: short_title(r["content"]),
+        "style": styles_cell,
+        "variant": lambda r: f"{r['method']} {variant(r)}".strip(),
+        "seconds": lambda r: seconds_cell(r["duration_s"]),
+        "created": "created_at",
+    }
 
 
 @artworks_app.command("ls")
@@ -71,7 +78,7 @@ def ls(
         with read_session() as session:
             rows = (best_artworks(session, best, lowest=lowest, f=filters) if best
                     else list_artworks(session, filters))
-    columns = dict(ARTWORK_COLUMNS)
+    columns = artwork_columns(rows)
     if best:
         columns[best] = lambda r: r["metrics"].get(best)
     print_rows(rows, columns, as_json=as_json, empty="no artworks match")
@@ -86,4 +93,12 @@ def show(artwork_id: Annotated[int, typer.Argument(help="Artwork (output artifac
 
         with read_session() as session:
             record = show_artwork(session, artwork_id)
-    print_record(record, as_json=as_json)
+    if as_json:
+        print_json(record)
+        return
+    people = {**record, "content": short_title(record["content"], 60), "styles": styles_cell(record)}
+    files = [("artwork", people.pop("uri")), *people.pop("related_uris").items()]
+    print_record(people, as_json=False)
+    for kind, uri in files:
+        say(f"{kind}:")
+        print_url(uri)

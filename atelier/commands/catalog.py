@@ -187,8 +187,7 @@ def _report(outcomes: list[AddOutcome], as_json: bool) -> None:
 
 
 IMAGE_COLUMNS = {"id": "id", "role": "role", "title": "title", "artist": "artist", "year": "year",
-                 "size": lambda r: f"{r['width']}x{r['height']}", "format": "format", "tags": "tags",
-                 "sha256": lambda r: r["sha256"][:12]}
+                 "size": lambda r: f"{r['width']}x{r['height']}", "tags": "tags", "sha256": lambda r: r["sha256"][:8]}
 
 
 @catalog_app.command("ls")

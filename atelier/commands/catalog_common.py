@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Column, Table
 
-from atelier.console import console, fail
+from atelier.console import console, fail, say
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
@@ -142,41 +144,131 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ", ".join(value)
+    if isinstance(value, dict) and all(_flat_value(v) for v in value.values()):
+        # key=value words (lists comma-joined), so that a long mapping wraps between entries
+        return " ".join(f"{k}={','.join(map(_cell, v)) if isinstance(v, list) else (_cell(v) or '-')}"
+                        for k, v in value.items())
     if isinstance(value, list | dict):
         return json.dumps(value, default=_json_default, ensure_ascii=False)
-    return str(value)
+    return _flat(str(value), 10_000)
+
+
+def _flat_value(value: Any) -> bool:
+    """A scalar, or a list of scalars."""
+    items = value if isinstance(value, list) else [value]
+    return all(not isinstance(item, dict | list) for item in items)
+
+
+def _flat(text: str | None, limit: int) -> str:
+    from db.text import display_text  # here, not at import: `atelier --help` must not load SQLAlchemy
+
+    return display_text(text, limit)
 
 
 def print_rows(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, Any], *, as_json: bool, empty: str) -> None:
-    """Rows as JSON, or as a table whose columns map a header to a key or a function of the row."""
+    """Rows as JSON, or as a table whose columns map a header to a key or a function of the row.
+
+    The table is laid out for 80 columns (the width when output is not a terminal): cells
+    wrap between words, never inside one; columns hold ids and short names, never paths
+    (commands print those on lines of their own).
+    """
     if as_json:
         print_json(list(rows))
         return
     if not rows:
         console.print(empty)
         return
-    table = Table(*(Column(header, overflow="fold") for header in columns))
+    table = Table(*(Column(header, overflow="ellipsis") for header in columns), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for row in rows:
-        table.add_row(*(_cell(get(row) if callable(get) else row.get(get)) for get in columns.values()))
+        table.add_row(*(escape(_cell(get(row) if callable(get) else row.get(get))) for get in columns.values()))
     console.print(table)
 
 
-def print_record(record: Mapping[str, Any], *, as_json: bool) -> None:
-    """One record as JSON, or as a two-column table of its fields."""
+def print_record(record: Mapping[str, Any], *, as_json: bool, sections: Mapping[str, Any] | None = None) -> None:
+    """One record as JSON, or for people: one `field: value` line per scalar field, and each
+    list of records (runs, artifacts) as its own section, one entry per line.
+
+    `sections` maps a field holding a list of records to a function that renders one entry as
+    lines of text (paths and URLs on lines of their own).
+    """
     if as_json:
         print_json(record)
         return
-    table = Table("field", "value", show_header=False)
+    sections = sections or {}
+    width = max(len(key) for key in record)
     for key, value in record.items():
-        table.add_row(key, _cell(value))
-    console.print(table)
+        if key in sections or value in (None, [], {}):
+            continue
+        say(f"{key:<{width}}  {escape(_cell(value))}")
+    for key, render in sections.items():
+        entries = record.get(key) or []
+        say(f"\n[bold]{key}[/] ({len(entries)})")
+        for entry in entries:
+            for index, line in enumerate(render(entry)):
+                say(("  " if index == 0 else "      ") + escape(line))
 
 
 def styles_cell(row: Mapping[str, Any]) -> str:
-    """Style inputs as 'title (weight)' pairs."""
-    return ", ".join(f"{s['title'] or s['id']} ({s['weight']:g})" for s in row["styles"])
+    """Style inputs as 'title (weight)' pairs; the weight only for blends."""
+    styles = row["styles"]
+    if len(styles) == 1:
+        return short_title(styles[0])
+    return ", ".join(f"{short_title(s)} ({s['weight']:g})" for s in styles)
+
+
+def artifact_lines(artifact: dict[str, Any]) -> list[str]:
+    """An artifact of a run: what it is, then its URI whole on a line of its own."""
+    label = "artwork" if artifact["kind"] == "output" else artifact["kind"]
+    return [f"{label} {artifact['id']}, {artifact['width']}x{artifact['height']}, {artifact['bytes']} bytes:",
+            artifact["uri"]]
+
+
+def seconds_cell(seconds: float | None) -> str:
+    """A duration as a table shows it: tenths of a second."""
+    return "" if seconds is None else f"{seconds:.1f}"
+
+
+def short_title(image: Mapping[str, Any], limit: int = 20) -> str:
+    """An image as a table shows it: its id and its title on one line, shortened."""
+    return f"{image['id']}:{_flat(image.get('title'), limit)}" if image.get("title") else str(image["id"])
+
+
+def distinguishing_params(rows: Sequence[Mapping[str, Any]], always: tuple[str, ...] = ("size",)) -> list[str]:
+    """The parameter keys whose values differ between `rows` (plus `always`): what tells the
+    variants of a listing apart (size, color mode, ...), without the engine's defaults."""
+    keys: list[str] = [key for key in always if any(key in (row.get("params") or {}) for row in rows)]
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in (row.get("params") or {}).items():
+            seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    keys += [key for key, values in seen.items() if len(values) > 1 and key not in keys and key != "seed"]
+    return keys
+
+
+def params_cell(keys: Sequence[str]) -> Any:
+    """A column function showing `keys` of a row's parameters in short words (`96px luminance
+    its=300`): a table column is narrow, and a long word there would be cut off."""
+    def cell(row: Mapping[str, Any]) -> str:
+        params = row.get("params") or {}
+        return " ".join(word for key in keys if (word := _param_word(key, params.get(key))))
+
+    return cell
+
+
+def _param_word(key: str, value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    if key == "size":
+        return f"{value}px"
+    if key == "preserve_color" or value is True:
+        return str(value) if value is not True else key
+    return f"{PARAM_ABBREVIATIONS.get(key, key)}={_cell(value)}"
+
+
+PARAM_ABBREVIATIONS = {"iterations": "its", "content_weight": "cw", "style_weight": "sw", "tv_weight": "tv",
+                       "learning_rate": "lr", "style_scale": "scale", "histogram_mode": "hist"}

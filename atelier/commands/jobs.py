@@ -24,12 +24,16 @@ from atelier.commands.catalog_common import (
     TagOpt,
     TitleOpt,
     UntilOpt,
+    artifact_lines,
     make_filters,
     opened_catalog,
     print_json,
     print_record,
     print_rows,
+    distinguishing_params,
+    params_cell,
     read_session,
+    short_title,
     styles_cell,
 )
 from atelier.console import console, fail, user_errors
@@ -179,15 +183,19 @@ def _unique(images: Iterable[Image]) -> list[Image]:
     return list(seen.values())
 
 
-JOB_COLUMNS = {
-    "id": "id",
-    "status": "status",
-    "method": "method",
-    "content": lambda r: r["content"]["title"] or r["content"]["id"],
-    "styles": styles_cell,
-    "tries": lambda r: f"{r['attempts']}/{r['max_attempts']}",
-    "last error": lambda r: r["last_error_type"] and f"{r['last_error_type']}: {r['last_error_message']}"[:80],
-}
+def job_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Columns of `jobs ls` for 80 columns: ids and short titles, the parameters that tell
+    this listing's variants apart, and the error's type (`jobs show` has the message)."""
+    variant = params_cell(distinguishing_params(rows))
+    return {
+        "id": "id",
+        "status": "status",
+        "tries": lambda r: f"{r['attempts']}/{r['max_attempts']}",
+        "content": lambda r: short_title(r["content"]),
+        "style": styles_cell,
+        "variant": lambda r: f"{r['method']} {variant(r)}".strip(),
+        "error": lambda r: (r["last_error_type"] or "").removesuffix("Error"),
+    }
 
 
 @jobs_app.command("ls")
@@ -213,7 +221,7 @@ def ls(
                                tags=tag, title=title, since=since, until=until, sort=sort, limit=limit)
         with read_session() as session:
             rows = list_jobs(session, filters)
-    print_rows(rows, JOB_COLUMNS, as_json=as_json, empty="no jobs match")
+    print_rows(rows, job_columns(rows), as_json=as_json, empty="no jobs match")
 
 
 @jobs_app.command("show")
@@ -224,7 +232,44 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonOp
 
         with read_session() as session:
             record = show_job(session, job_id)
-    print_record(record, as_json=as_json)
+    if as_json:
+        print_json(record)
+        return
+    print_record(job_for_people(record), as_json=False, sections={"runs": run_lines})
+
+
+def job_for_people(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's fields as `jobs show` prints them: inputs by id and title, the error whole."""
+    return {
+        "job": job["id"],
+        "status": job["status"],
+        "tries": f"{job['attempts']} of {job['max_attempts']}",
+        "method": job["method"],
+        "params": job["params"],
+        "priority": job["priority"],
+        "content": short_title(job["content"], 60),
+        "styles": styles_cell(job),
+        "claimed by": job["claimed_by"],
+        "lease until": job["lease_expires_at"],
+        "last error": job["last_error_type"] and f"{job['last_error_type']}: {job['last_error_message']}",
+        "created": job["created_at"],
+        "updated": job["updated_at"],
+        "runs": job.get("runs", []),
+    }
+
+
+def run_lines(run: dict[str, Any]) -> list[str]:
+    """One run of a job's history: its outcome, then its error and artifacts on lines of their own."""
+    seconds = f", {run['duration_s']:.1f} s" if run.get("duration_s") is not None else ""
+    where = f" on {run['device']}" if run.get("device") else ""
+    where += f" ({run['host']})" if run.get("host") else ""
+    started = run["started_at"].strftime("%Y-%m-%d %H:%M") if run.get("started_at") else "?"
+    lines = [f"run {run['id']}, attempt {run['attempt']}: {run['status']}{seconds}{where}, started {started}"]
+    if run.get("error_type"):
+        lines.append(f"{run['error_type']}: {' '.join(str(run['error_message']).split())}")
+    for artifact in run.get("artifacts", []):
+        lines += artifact_lines(artifact)
+    return lines
 
 
 @jobs_app.command("cancel")

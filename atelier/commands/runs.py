@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from atelier.commands.catalog_common import (
     ArtistOpt,
@@ -18,11 +19,14 @@ from atelier.commands.catalog_common import (
     TagOpt,
     UntilOpt,
     make_filters,
+    artifact_lines,
+    print_json,
     print_record,
     print_rows,
     read_session,
+    seconds_cell,
 )
-from atelier.console import user_errors
+from atelier.console import say, user_errors
 
 runs_app = typer.Typer(help="Runs (attempts of jobs): list, show, runtime statistics.", no_args_is_help=True)
 
@@ -34,14 +38,12 @@ def register(app: typer.Typer) -> None:
 RUN_COLUMNS = {
     "id": "id",
     "job": "job_id",
-    "attempt": "attempt",
+    "try": "attempt",
     "status": "status",
     "method": "method",
-    "device": "device",
-    "worker": "worker",
     "started": "started_at",
-    "seconds": "duration_s",
-    "error": lambda r: r["error_type"] and f"{r['error_type']}: {r['error_message']}"[:80],
+    "seconds": lambda r: seconds_cell(r["duration_s"]),
+    "error": lambda r: (r["error_type"] or "").removesuffix("Error"),
 }
 
 
@@ -78,7 +80,15 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")], as_json: JsonOp
 
         with read_session() as session:
             record = show_run(session, run_id)
-    print_record(record, as_json=as_json)
+    if as_json:
+        print_json(record)
+        return
+    traceback = record.pop("error_traceback", None)
+    print_record(record, as_json=False, sections={"artifacts": artifact_lines})
+    if traceback:
+        say("\n[bold]traceback[/]")
+        for line in traceback.rstrip().splitlines():
+            say(escape(line))
 
 
 STATS_COLUMNS = {"method": "method", "size": "size", "runs": "runs", "min s": "min_s", "median s": "median_s",
