@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,39 @@ def say(markup: str) -> None:
 def print_url(url: str) -> None:
     """A URL or path on a line of its own, never wrapped, so that it can be copied whole."""
     typer.echo(url)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Wraps a console handler's formatter: the first line of each record, without traceback.
+
+    Works on a copy of the record, so that the handlers that keep the whole record (the
+    Prefect API's, for the run log) see it unchanged.
+    """
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.exc_info, copy.exc_text, copy.stack_info = None, None, None
+        lines = self.inner.format(copy).splitlines()
+        return lines[0] if lines else ""
+
+
+def quiet_tracebacks(verbose: bool) -> None:
+    """Unless `verbose`, console log lines stay one line each: expected failures (a job's bad
+    input, a store outage) are reported once in the summary, and their tracebacks stay in the
+    catalog (`atelier jobs show`, `atelier runs show`) and the Prefect run log.
+
+    Call it after importing Prefect, which installs its console handler on the root logger.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            inner = handler.formatter.inner if isinstance(handler.formatter, _OneLineFormatter) else handler.formatter
+            handler.setFormatter(inner if verbose else _OneLineFormatter(inner))
 
 
 def hide_secrets(text: str) -> str:

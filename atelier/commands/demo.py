@@ -15,8 +15,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from atelier.commands.gallery import exit_code, print_report, quiet_embedded_prefect, run_flow_for_report
-from atelier.console import console, fail, user_errors
+from atelier.commands.gallery import (
+    VerboseOpt,
+    exit_code,
+    print_report,
+    quiet_embedded_prefect,
+    run_flow_for_report,
+)
+from atelier.console import console, fail, quiet_tracebacks, user_errors
 
 DEMO_TAG = "demo"
 # Pictures that scikit-image ships inside its wheel (no download): two photos to render,
@@ -41,6 +47,7 @@ def demo(
     ] = None,
     size: Annotated[int, typer.Option(help="Long side of the outputs in px.")] = DEMO_SIZE,
     iterations: Annotated[int, typer.Option(help="Optimizer evaluations per job.")] = DEMO_ITERATIONS,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run the system end to end on sample images: catalog, jobs, gallery flow, contact sheet.
 
@@ -63,6 +70,7 @@ def demo(
         console.rule("3. the gallery flow (Prefect, local ephemeral API)")
         from flows.gallery import gallery
 
+        quiet_tracebacks(verbose)
         report = run_flow_for_report(gallery, limit=1000, tags=[tag])
     print_report(report)
     if not report.lines:

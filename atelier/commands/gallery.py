@@ -14,13 +14,16 @@ from rich.markup import escape
 
 from atelier.commands.catalog_common import parse_time, read_session, require_catalog
 from atelier.commands.jobs import jobs_app
-from atelier.console import console, print_url, say, user_errors
+from atelier.console import console, print_url, quiet_tracebacks, say, user_errors
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
     from flows.report import BatchReport
 
 JOB_FAILED_EXIT = 1
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show full log records, tracebacks included, on the console.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +38,7 @@ def run_gallery(
     method: Annotated[list[str] | None, typer.Option(help="Only jobs of this method (repeatable).")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only jobs with an input image tagged so (repeatable).")] = None,
     min_priority: Annotated[int | None, typer.Option(help="Only jobs of at least this priority.")] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run the gallery flow now on the pending jobs of the catalog."""
     quiet_embedded_prefect()
@@ -42,6 +46,7 @@ def run_gallery(
     with user_errors():
         from flows.gallery import gallery
 
+        quiet_tracebacks(verbose)
         report = run_flow_for_report(gallery, limit=limit, methods=method, tags=tag, min_priority=min_priority)
     print_report(report)
     raise typer.Exit(exit_code(report))
@@ -53,6 +58,7 @@ def rerun_failed(
     method: Annotated[str | None, typer.Option(help="Only jobs of this method.")] = None,
     error_contains: Annotated[str | None, typer.Option(help="Only jobs whose error mentions this text.")] = None,
     max_jobs: Annotated[int, typer.Option("--max", help="Rerun at most this many jobs.")] = 100,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Reset failed jobs to pending and run them again (the rerun-failed flow)."""
     quiet_embedded_prefect()
@@ -64,6 +70,8 @@ def rerun_failed(
             with read_session() as session:
                 check_jobs_exist(session, job)
         from flows.rerun_failed import rerun_failed as rerun_flow
+
+        quiet_tracebacks(verbose)
 
         report = run_flow_for_report(
             rerun_flow,
