@@ -398,20 +398,27 @@ def best_artworks(
 # ---- statistics --------------------------------------------------------------------------
 
 
+# Parameters that change what a run costs (evaluations, pixels, optimizer, numeric precision);
+# runs that differ in any of them, or in device, are timed in separate rows.
+COST_PARAMS = ("size", "iterations", "optimizer", "multiscale", "scales", "precision", "style_scale")
+
+
 def runtime_stats(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
-    """Distribution of succeeded runs' durations per method and output size (params 'size')."""
-    query = select(Job.method, Run.params, Run.duration_s).join(Job, Run.job_id == Job.id)
+    """Distribution of succeeded runs' durations per method, device and cost parameters
+    (`COST_PARAMS` that the runs have; `scales` only counts when multiscale is on)."""
+    query = select(Job.method, Run.params, Run.device, Run.duration_s).join(Job, Run.job_id == Job.id)
     query = query.where(Run.status == RunStatus.SUCCEEDED, Run.duration_s.is_not(None))
     query = _dated(_job_filters(session, query, f), Run.started_at, f)
-    groups: dict[tuple[str, Any], list[float]] = defaultdict(list)
-    for method, params, duration in session.execute(query):
-        groups[(method, (params or {}).get("size"))].append(duration)
+    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for method, params, device, duration in session.execute(query):
+        groups[(method, device, *_cost_key(params or {}))].append(duration)
     rows = []
-    for (method, size), durations in sorted(groups.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+    for (method, device, *cost), durations in sorted(groups.items(), key=lambda item: [str(k) for k in item[0]]):
         durations.sort()
         rows.append({
             "method": method,
-            "size": size,
+            **dict(zip(COST_PARAMS, cost, strict=True)),
+            "device": device,
             "runs": len(durations),
             "min_s": durations[0],
             "median_s": statistics.median(durations),
@@ -420,3 +427,10 @@ def runtime_stats(session: Session, f: Filters = Filters()) -> list[dict[str, An
             "mean_s": statistics.fmean(durations),
         })
     return rows
+
+
+def _cost_key(params: dict[str, Any]) -> list[Any]:
+    key = [params.get(name) for name in COST_PARAMS]
+    if not params.get("multiscale"):
+        key[COST_PARAMS.index("scales")] = None
+    return key

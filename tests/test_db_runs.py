@@ -125,3 +125,26 @@ def test_run_and_artwork_queries(catalog):
         assert [a["job_id"] for a in list_artworks(session, Filters(style="style", sort="id"))] == jobs[:2]
         stats = runtime_stats(session)
     assert {(s["method"], s["size"], s["runs"]) for s in stats} == {("noop", 32, 1), ("noop", 33, 1)}
+
+
+def test_runtime_stats_group_by_the_parameters_that_change_the_cost(catalog):
+    """Issue 14 item 11: same method and size, but other iterations or optimizer, are other rows."""
+    from db.jobs import add_job
+    from tests.fixtures.databases import add_image
+
+    content, style = add_image(catalog, "c"), add_image(catalog, "s", "style")
+    variants = [{"size": 64, "iterations": 10, "optimizer": "lbfgs"}, {"size": 64, "iterations": 300, "optimizer": "lbfgs"},
+                {"size": 64, "iterations": 300, "optimizer": "adam"}, {"size": 64, "iterations": 300, "optimizer": "adam",
+                                                                      "seed": 5}]
+    with catalog.session() as session:
+        jobs = [add_job(session, content_id=content, style_ids=[style], method="gatys", params=p)[0] for p in variants]
+        session.flush()
+        ids = [job.id for job in jobs]
+    claim_jobs(catalog, 4, "w", 60)
+    for job_id, params in zip(ids, variants):
+        complete_run(catalog, start_run(catalog, job_id, "w", params=params, device="cpu"), "w", artifacts=[])
+    with catalog.reader() as session:
+        stats = runtime_stats(session)
+    assert sorted((s["iterations"], s["optimizer"], s["runs"]) for s in stats) == [
+        (10, "lbfgs", 1), (300, "adam", 2), (300, "lbfgs", 1)]  # the seed does not change the cost
+    assert {s["device"] for s in stats} == {"cpu"} and {s["size"] for s in stats} == {64}

@@ -1,4 +1,4 @@
-"""`atelier runs`: attempts of jobs, and the runtime distribution per method and size."""
+"""`atelier runs`: attempts of jobs, and the runtime distribution per method, device and cost parameters."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from atelier.commands.catalog_common import (
     TagOpt,
     UntilOpt,
     make_filters,
+    PARAM_ABBREVIATIONS,
     artifact_lines,
     print_json,
     print_record,
@@ -91,8 +92,17 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")], as_json: JsonOp
             say(escape(line))
 
 
-STATS_COLUMNS = {"method": "method", "size": "size", "runs": "runs", "min s": "min_s", "median s": "median_s",
-                 "p90 s": "p90_s", "max s": "max_s"}
+def stats_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The groups' method, device and those cost parameters that vary, then the figures."""
+    from db.queries import COST_PARAMS
+
+    varying = [name for name in COST_PARAMS if len({str(row.get(name)) for row in rows}) > 1 or name == "size"]
+    columns: dict[str, Any] = {"method": "method", "device": "device"}
+    columns.update({PARAM_ABBREVIATIONS.get(name, name): name for name in varying})
+    columns.update({"runs": "runs", "min s": lambda r: seconds_cell(r["min_s"]),
+                    "median s": lambda r: seconds_cell(r["median_s"]), "p90 s": lambda r: seconds_cell(r["p90_s"]),
+                    "max s": lambda r: seconds_cell(r["max_s"])})
+    return columns
 
 
 @runs_app.command("stats")
@@ -103,11 +113,12 @@ def stats(
     until: UntilOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Runtime distribution of succeeded runs per method and output size."""
+    """Runtime distribution of succeeded runs per method, device and the parameters that change
+    the cost (size, iterations, optimizer, multi-scale, precision, style scale)."""
     with user_errors():
         from db.queries import runtime_stats
 
         filters = make_filters(method=method, style=style, since=since, until=until, limit=None)
         with read_session() as session:
             rows = runtime_stats(session, filters)
-    print_rows(rows, STATS_COLUMNS, as_json=as_json, empty="no succeeded runs match")
+    print_rows(rows, stats_columns(rows), as_json=as_json, empty="no succeeded runs match")
