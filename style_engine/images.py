@@ -217,3 +217,59 @@ def png_bytes(image: Image.Image, metadata: Mapping[str, object] | None = None) 
     buffer = io.BytesIO()
     save_png(image, buffer, metadata)
     return buffer.getvalue()
+
+
+# Output formats by file suffix. PNG is lossless and the master kept in the store; JPEG and
+# WebP are for sharing, smaller, with a quality setting.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+DEFAULT_QUALITY = 92
+_EXIF_SOFTWARE = 0x0131
+_EXIF_IMAGE_DESCRIPTION = 0x010E
+
+
+def output_format(target: str | Path) -> str:
+    """The format a file name asks for (by suffix); InvalidInputError for anything else."""
+    suffix = Path(target).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise InvalidInputError(f"{target}: the output must end in {', '.join(OUTPUT_FORMATS)}")
+    return OUTPUT_FORMATS[suffix]
+
+
+def save_image(
+    image: Image.Image,
+    target: str | Path,
+    metadata: Mapping[str, object] | None = None,
+    *,
+    quality: int = DEFAULT_QUALITY,
+) -> None:
+    """Write `image` in the format its suffix names, with `metadata` as provenance.
+
+    PNG keeps it in text chunks (:func:`save_png`); JPEG and WebP in EXIF: the software in
+    `Software`, and every field as one JSON object in `ImageDescription` (ASCII, as EXIF
+    requires), which `read_exif_metadata` reads back.
+    """
+    fmt = output_format(target)
+    if not 1 <= quality <= 100:
+        raise InvalidInputError(f"quality {quality}: must be between 1 and 100")
+    if fmt == "PNG":
+        save_png(image, target, metadata)
+        return
+    exif = Image.Exif()
+    fields = {key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+              for key, value in (metadata or {}).items()}
+    if "Software" in fields:
+        exif[_EXIF_SOFTWARE] = fields["Software"]
+    exif[_EXIF_IMAGE_DESCRIPTION] = json.dumps(fields, sort_keys=True, ensure_ascii=True)
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    rgb = image if image.mode == "RGB" else to_rgb(image)
+    rgb.save(target, format=fmt, quality=quality, exif=exif.tobytes(), icc_profile=_SRGB_PROFILE.tobytes())
+
+
+def read_exif_metadata(image: Image.Image) -> dict[str, str]:
+    """The provenance fields :func:`save_image` stored in a JPEG's or WebP's EXIF ({} if none)."""
+    description = image.getexif().get(_EXIF_IMAGE_DESCRIPTION)
+    try:
+        fields = json.loads(description) if description else {}
+    except json.JSONDecodeError:
+        return {}
+    return fields if isinstance(fields, dict) else {}

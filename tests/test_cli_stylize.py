@@ -128,9 +128,29 @@ def test_bad_options_exit_2_with_one_line(
     assert len(lines) == 1 and problem in lines[0], result.stderr
 
 
-def test_output_must_be_png(tmp_path: Path, content_path: Path, style_path: Path) -> None:
-    result = CliRunner().invoke(app, ["stylize", str(content_path), str(style_path), "-o", str(tmp_path / "o.jpg")])
-    assert result.exit_code == 2 and "must be a .png" in result.stderr
+def test_output_must_be_an_image_format(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    result = CliRunner().invoke(app, ["stylize", str(content_path), str(style_path), "-o", str(tmp_path / "o.gif")])
+    assert result.exit_code == 2 and "must end in .png, .jpg, .jpeg or .webp" in result.stderr
+
+
+@pytest.mark.parametrize(("suffix", "fmt"), [(".jpg", "JPEG"), (".webp", "WEBP")])
+def test_jpeg_and_webp_outputs_keep_their_provenance(tmp_path: Path, content_path: Path, style_path: Path,
+                                                     suffix: str, fmt: str) -> None:
+    """Issue 14 item 18: -o out.jpg / out.webp with --quality; the parameters travel in EXIF."""
+    from style_engine.images import read_exif_metadata
+
+    sizes = {}
+    for quality in (30, 95):
+        output = tmp_path / f"q{quality}{suffix}"
+        result = CliRunner().invoke(app, ["stylize", str(content_path), str(style_path), "-o", str(output),
+                                          "--method", "noop", "--size", "96", "--quality", str(quality)])
+        assert result.exit_code == 0, result.output
+        saved = Image.open(output)
+        assert saved.format == fmt and saved.size[0] == 96 or saved.size[1] == 96
+        fields = read_exif_metadata(saved)
+        assert json.loads(fields["atelier:params"])["size"] == 96 and fields["atelier:method"] == "noop"
+        sizes[quality] = output.stat().st_size
+    assert sizes[30] < sizes[95]
 
 
 def _write(path: Path, data: bytes) -> Path:

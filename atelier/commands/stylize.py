@@ -1,7 +1,7 @@
 """`atelier stylize`: one content image in the style of one or more paintings, no catalog.
 
-It runs the engine in-process and writes a PNG whose text chunks record how it was made, so a
-result found later can be reproduced. Only Typer and rich load at import time: the engine (and
+It runs the engine in-process and writes a PNG (text chunks) or a JPEG or WebP (EXIF) whose
+metadata records how it was made, so a result found later can be reproduced. Only Typer and rich load at import time: the engine (and
 torch) load when the command runs, and Prefect, boto3 and SQLAlchemy never do.
 """
 
@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
 def stylize(
     content: Annotated[Path, typer.Argument(help="The photo to render.", show_default=False)],
     styles: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write: .png, .jpg or .webp.", show_default=False)
+    ],
     method: Annotated[str, typer.Option(help="Engine method: gatys, or noop (resize only).")] = "gatys",
     size: Annotated[int | None, typer.Option(help="Long side of the output in px [default: 512].")] = None,
     iterations: Annotated[int | None, typer.Option(help="Loss evaluations [default: 300].")] = None,
@@ -58,10 +60,12 @@ def stylize(
     init: Annotated[str | None, typer.Option(help="Start from: content, noise or style [default: content].")] = None,
     optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam [default: lbfgs].")] = None,
     style_scale: Annotated[float | None, typer.Option(help="Style image size relative to the output.")] = None,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100 (PNG is lossless).", min=1, max=100)] = 92,
 ) -> None:
-    """Render CONTENT in the style of STYLE (several styles are blended) and write a PNG."""
-    if output.suffix.lower() != ".png":
-        raise fail(f"{output}: the output must be a .png file")
+    """Render CONTENT in the style of STYLE (several styles are blended) and write the image
+    (PNG, JPEG or WebP by the output's suffix), with how it was made in its metadata."""
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise fail(f"{output}: the output must end in .png, .jpg, .jpeg or .webp")
     options: dict[str, Any] = {
         "size": size,
         "iterations": iterations,
@@ -80,7 +84,7 @@ def stylize(
     settings = get_settings()
 
     with user_errors():
-        from style_engine.images import load_image, save_png
+        from style_engine.images import load_image, save_image
         from style_engine.methods import run_method
         from style_engine.params import parse_params
 
@@ -102,7 +106,8 @@ def stylize(
                 style_keys=None,
                 on_step=on_step,
             )
-        save_png(result.image, output, _metadata(method, params.to_dict(), content, styles, blend, result))
+        save_image(result.image, output, _metadata(method, params.to_dict(), content, styles, blend, result),
+                   quality=quality)
     seconds = time.perf_counter() - started
     losses = " ".join(f"{name}={value:.4g}" for name, value in result.losses.items())
     width, height = result.image.size
