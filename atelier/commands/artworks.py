@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from atelier.commands.catalog_common import (
     ArtistOpt,
@@ -29,7 +32,8 @@ from atelier.commands.catalog_common import (
     short_title,
     styles_cell,
 )
-from atelier.console import print_url, say, user_errors
+from atelier.console import fail, print_url, say, user_errors
+from atelier.settings import get_settings
 
 artworks_app = typer.Typer(help="Artworks (produced outputs): list, show, best by a metric.", no_args_is_help=True)
 
@@ -102,3 +106,48 @@ def show(artwork_id: Annotated[int, typer.Argument(help="Artwork (output artifac
     for kind, uri in files:
         say(f"{kind}:")
         print_url(uri)
+
+
+@artworks_app.command("export")
+def export(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the files and artworks.json into.")],
+    artwork_id: Annotated[list[int] | None, typer.Option("--id", help="This artwork (repeatable).")] = None,
+    method: MethodOpt = None,
+    content: ContentOpt = None,
+    style: StyleOpt = None,
+    artist: ArtistOpt = None,
+    tag: TagOpt = None,
+    title: TitleOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: LimitOpt = 50,
+    file_format: Annotated[str, typer.Option("--format", help="png (the stored master, as is), jpg or webp.")] = "png",
+    quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.", min=1, max=100)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy artworks out of the store as {id}-{content}-x-{style}.png, with a JSON sidecar
+    (artworks.json) of their parameters, inputs and runs. Newest first, like `artworks ls`."""
+    if file_format not in ("png", "jpg", "webp"):
+        raise fail(f"--format {file_format!r}: expected png, jpg or webp")
+    with user_errors():
+        from atelier.export import export_artworks
+        from db.queries import list_artworks, show_artwork
+        from storage import open_store
+
+        settings = get_settings()
+        with read_session() as session:
+            if artwork_id:
+                rows = [show_artwork(session, i) for i in artwork_id]
+            else:
+                filters = make_filters(method=method, content=content, style=style, artist=artist, tags=tag,
+                                       title=title, since=since, until=until, limit=limit)
+                rows = list_artworks(session, filters)
+        store = open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
+        entries = export_artworks(store, rows, folder, quality=quality, suffix=f".{file_format}")
+    if as_json:
+        print_json([asdict(entry) for entry in entries])
+        return
+    for entry in entries:
+        say(f"{'wrote' if entry.written else 'kept '} {escape(entry.file)}")
+    say(f"{len(entries)} artworks in {escape(str(folder))}, described in {escape(str(folder / 'artworks.json'))}"
+        if entries else "no artworks match")
