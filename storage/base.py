@@ -54,6 +54,10 @@ class ArtifactStore(Protocol):
         """Whether `uri` holds bytes with digest `sha256`; `deep` re-reads them where metadata is cheaper."""
         ...
 
+    def create(self) -> bool:
+        """Create the bucket (S3) or folder (local) unless it exists; True when created."""
+        ...
+
     def url_for(self, uri: str, *, expires: int = 3600) -> str:
         """Something a person can open: a presigned GET URL (S3) or a file path (local)."""
         ...

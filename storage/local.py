@@ -36,6 +36,16 @@ class LocalStore(ContentKeyedURIs):
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
 
+    def create(self) -> bool:
+        """Create the store's folder unless it exists; True when created."""
+        if self.root.is_dir():
+            return False
+        try:
+            self.root.mkdir(parents=True)
+        except OSError as exc:
+            raise StorageWriteError(f"cannot create the store folder {self.root}: {exc.strerror or exc}") from exc
+        return True
+
     def path_for_uri(self, uri: str) -> Path:
         """The file behind a URI; always inside `root` because the key is validated."""
         return self.root / self.key_for_uri(uri)

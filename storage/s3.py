@@ -228,10 +228,27 @@ class S3Store(ContentKeyedURIs):
             except boto_errors.ClientError as error:
                 if _code(error) in _MISSING_OBJECT:
                     raise StorageConfigError(
-                        f"cannot {action} {self._where(key)}: bucket {self.bucket!r} does not exist"
+                        f"cannot {action} {self._where(key)}: bucket {self.bucket!r} does not exist "
+                        "(`atelier store create-bucket` creates it)"
                     ) from None
                 raise
         self._bucket_seen = True
+
+    def create(self) -> bool:
+        """Create the bucket unless it exists (in the client's region); True when created."""
+        with self._translated("create the bucket for", ""):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+                return False
+            except boto_errors.ClientError as error:
+                if _code(error) not in _MISSING_OBJECT:
+                    raise
+            region = self.client.meta.region_name
+            location = {} if region in (None, "us-east-1") else {
+                "CreateBucketConfiguration": {"LocationConstraint": region}}
+            self.client.create_bucket(Bucket=self.bucket, **location)
+        self._bucket_seen = True
+        return True
 
     def _endpoint(self) -> str:
         return f"endpoint {self.endpoint_url}" if self.endpoint_url else "the default AWS endpoint"

@@ -8,11 +8,24 @@ from atelier.console import console, user_errors
 from atelier.settings import get_settings
 from redaction import mask_url
 
-db_app = typer.Typer(help="Catalog database: migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="Catalog database: create it, migrate it.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+
+
+@db_app.command("create")
+def create() -> None:
+    """Create the catalog's database (PostgreSQL: CREATE DATABASE on the server; SQLite: the
+    file's folder) unless it exists. Then `atelier db upgrade` creates its tables."""
+    with user_errors():
+        from db.admin import create_database
+
+        url = get_settings().database_url
+        created = create_database(url)
+    console.print(f"database {mask_url(url)} {'created' if created else 'already exists'}", highlight=False,
+                  soft_wrap=True)
 
 
 @db_app.command("upgrade")
