@@ -29,3 +29,15 @@ def test_config_prints_settings_from_the_environment_with_the_password_masked(mo
     assert "hunter2" not in result.output
     assert shown in result.output
     assert any("gpu_slots" in line and "3" in line for line in result.output.splitlines())
+
+
+def test_config_prints_a_long_url_whole_on_one_line(monkeypatch):
+    """Issue 13 item 8: URLs are never wrapped (at 80 columns either)."""
+    url = "s3://a-rather-long-bucket-name-for-the-gallery/with/a/deep/prefix/for/artifacts/of/the/night"
+    monkeypatch.setenv("ATELIER_STORE_URL", url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["config"], env={"COLUMNS": "80"})
+    finally:
+        get_settings.cache_clear()
+    assert any(line.split() == ["store_url", url] for line in result.output.splitlines()), result.output

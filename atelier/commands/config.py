@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from atelier.console import console
+from atelier.console import say
 from atelier.settings import get_settings, mask_url
 
 
@@ -14,13 +14,15 @@ def register(app: typer.Typer) -> None:
 
 
 def show_config() -> None:
-    """Print the effective settings (environment, .env, defaults), with secrets masked."""
+    """Print the effective settings (environment, .env, defaults), with secrets masked.
+
+    One `NAME value` line each, never wrapped, so that a URL can be copied whole.
+    """
     settings = get_settings()
-    table = Table("setting", "value", "environment variable")
-    for column in table.columns:
-        column.overflow = "fold"  # a truncated URL is useless; wrap it instead
-    for name, value in settings.model_dump().items():
+    values = settings.model_dump()
+    width = max(len(name) for name in values)
+    for name, value in values.items():
         if name.endswith("_url"):
             value = mask_url(value)
-        table.add_row(name, str(value), f"ATELIER_{name.upper()}")
-    console.print(table)
+        say(f"{name:<{width}}  {escape(str(value))}")
+    say("Each comes from the environment variable ATELIER_<NAME> (or a .env file), else its default.")
