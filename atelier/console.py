@@ -70,6 +70,10 @@ def quiet_tracebacks(verbose: bool) -> None:
         if isinstance(handler, PrefectConsoleHandler):
             inner = handler.formatter.inner if isinstance(handler.formatter, _OneLineFormatter) else handler.formatter
             handler.setFormatter(inner if verbose else _OneLineFormatter(inner))
+            # Prefect bound the handler to the stderr of the moment it set logging up; a caller
+            # that runs commands in-process (tests, a web app) may have replaced it since.
+            handler.stream = sys.stderr  # not setStream(): it flushes the old stream, which may be closed
+            handler.console.file = sys.stderr
 
 
 def hide_secrets(text: str) -> str:

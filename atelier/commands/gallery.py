@@ -72,7 +72,6 @@ def rerun_failed(
         from flows.rerun_failed import rerun_failed as rerun_flow
 
         quiet_tracebacks(verbose)
-
         report = run_flow_for_report(
             rerun_flow,
             job_ids=job,
