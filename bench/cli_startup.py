@@ -1,5 +1,6 @@
-"""Start-up cost of the CLI: wall time and peak memory (max RSS) of commands that neither run
-the engine nor talk to Prefect, on a throw-away SQLite catalog and local store.
+"""Start-up cost of the CLI: wall time, CPU time (user + system, which a busy machine inflates
+less than wall time) and peak memory (max RSS) of commands that neither run the engine nor
+talk to Prefect, on a throw-away SQLite catalog and local store.
 
 Each command runs as a fresh process, several times; the medians are printed. With
 `--compare DIR`, a second checkout (e.g. the previous main) is measured in the same run,
@@ -31,8 +32,8 @@ COMMANDS = {
 }
 
 
-def measure(checkout: Path, args: list[str], workdir: Path) -> tuple[float, float]:
-    """(seconds, MiB of max RSS) of one `atelier ARGS` process from `checkout`."""
+def measure(checkout: Path, args: list[str], workdir: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, MiB of max RSS) of one `atelier ARGS` process from `checkout`."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "ATELIER_DATABASE_URL": f"sqlite:///{workdir / 'c.db'}",
            "ATELIER_STORE_URL": f"file://{workdir / 'store'}"}
     command = [sys.executable, "-c", "from atelier.cli import app; app(prog_name='atelier')", *args]
@@ -43,10 +44,10 @@ def measure(checkout: Path, args: list[str], workdir: Path) -> tuple[float, floa
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise SystemExit(f"{' '.join(args)} failed in {checkout}: {process.stderr.read().decode()}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def run(checkout: Path, runs: int) -> dict[str, tuple[float, float]]:
+def run(checkout: Path, runs: int) -> dict[str, tuple[float, float, float]]:
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
@@ -61,7 +62,7 @@ def run(checkout: Path, runs: int) -> dict[str, tuple[float, float]]:
                 picture = workdir / f"photo-{index}.png"  # a new image each time: a real add, not a duplicate
                 Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(picture)
                 figures.append(measure(checkout, [a.replace("{picture}", str(picture)) for a in template], workdir))
-            results[label] = (statistics.median(f[0] for f in figures), statistics.median(f[1] for f in figures))
+            results[label] = tuple(statistics.median(f[i] for f in figures) for i in range(3))
     return results
 
 
@@ -74,10 +75,11 @@ def main() -> None:
           f"median of {options.runs} runs")
     checkouts = {"this tree": REPO_ROOT, **({"compare": options.compare.resolve()} if options.compare else {})}
     measured = {name: run(path, options.runs) for name, path in checkouts.items()}
-    header = f"{'command':32}" + "".join(f"{name + ' s':>14}{name + ' MiB':>16}" for name in measured)
-    print(header)
+    print(f"{'command':32}" + "".join(f"  {name:>24}" for name in measured))
+    print(f"{'':32}" + "".join(f"  {'wall s':>7} {'cpu s':>7} {'MiB':>8}" for _ in measured))
     for label in COMMANDS:
-        print(f"{label:32}" + "".join(f"{m[label][0]:14.2f}{m[label][1]:16.0f}" for m in measured.values()))
+        print(f"{label:32}" + "".join(f"  {m[label][0]:7.2f} {m[label][1]:7.2f} {m[label][2]:8.0f}"
+                                      for m in measured.values()))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,15 @@ def test_light_commands_import_neither_torch_nor_prefect(tmp_path):
     for args in (["--help"], ["catalog", "add", str(picture), "--role", "content"], ["catalog", "ls"],
                  ["jobs", "ls"], ["artworks", "ls"], ["config"]):
         assert _loaded(tmp_path, *args) == [], args
+
+
+def test_catalog_ls_checks_the_schema_without_alembic(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ATELIER_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    subprocess.run([sys.executable, "-c", "from atelier.cli import app; app(prog_name='atelier')", "db", "upgrade"],
+                   cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
+    code = ("import sys; from atelier.cli import app\n"
+            "try:\n    app(['catalog', 'ls'], prog_name='atelier')\n"
+            "except SystemExit:\n    pass\nprint('ALEMBIC' if 'alembic' in sys.modules else 'NONE')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "NONE", done.stdout + done.stderr

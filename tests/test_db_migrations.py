@@ -49,3 +49,11 @@ def test_an_empty_catalog_is_created_on_request(empty_database_url):
     catalog = open_catalog(empty_database_url, create_if_empty=True)
     catalog.dispose()
     open_catalog(empty_database_url).dispose()
+
+
+@pytest.mark.unit
+def test_the_light_schema_check_agrees_with_alembic():
+    """The start-up path reads the scripts' heads without Alembic; they must be Alembic's heads."""
+    from db.migrate import head_revisions, script_heads
+
+    assert set(script_heads()) == head_revisions()
