@@ -35,7 +35,7 @@ from atelier.commands.catalog_common import (
 from atelier.console import fail, print_url, say, user_errors
 from atelier.settings import get_settings
 
-artworks_app = typer.Typer(help="Artworks (produced outputs): list, show, best by a metric.", no_args_is_help=True)
+artworks_app = typer.Typer(help="Artworks (produced outputs): list, show, best by a metric, export.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -125,8 +125,10 @@ def export(
     quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.", min=1, max=100)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy artworks out of the store as {id}-{content}-x-{style}.png, with a JSON sidecar
-    (artworks.json) of their parameters, inputs and runs. Newest first, like `artworks ls`."""
+    """Copy artworks into FOLDER as {id}-{content}-x-{style}.png, with an artworks.json sidecar.
+
+    The sidecar lists each file's parameters, inputs and run. Newest first, like `artworks ls`.
+    """
     if file_format not in ("png", "jpg", "webp"):
         raise fail(f"--format {file_format!r}: expected png, jpg or webp")
     with user_errors():

@@ -17,8 +17,10 @@ def register(app: typer.Typer) -> None:
 
 @db_app.command("create")
 def create() -> None:
-    """Create the catalog's database (PostgreSQL: CREATE DATABASE on the server; SQLite: the
-    file's folder) unless it exists. Then `atelier db upgrade` creates its tables."""
+    """Create the catalog's database unless it exists (then `db upgrade` makes its tables).
+
+    PostgreSQL: CREATE DATABASE on the server named by the URL; SQLite: its file and folder.
+    """
     with user_errors():
         from db.admin import create_database
 

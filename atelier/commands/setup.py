@@ -38,8 +38,11 @@ def create_store() -> None:
 
 
 def setup() -> None:
-    """Create the catalog database, migrate it, and create the store: `db create`, `db
-    upgrade` and `store create-bucket` in one (each step does nothing when already done)."""
+    """Create the catalog database and its tables, and the store's bucket, where missing.
+
+    The steps are `db create`, `db upgrade` and `store create-bucket`; each does nothing
+    when already done.
+    """
     from atelier.commands.db import create, upgrade
 
     create()

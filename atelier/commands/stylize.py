@@ -62,8 +62,11 @@ def stylize(
     style_scale: Annotated[float | None, typer.Option(help="Style image size relative to the output.")] = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100 (PNG is lossless).", min=1, max=100)] = 92,
 ) -> None:
-    """Render CONTENT in the style of STYLE (several styles are blended) and write the image
-    (PNG, JPEG or WebP by the output's suffix), with how it was made in its metadata."""
+    """Render CONTENT in the style of STYLE and write a PNG, JPEG or WebP with its provenance.
+
+    Several styles are blended. The output's suffix picks the format; its metadata records
+    how it was made (PNG text chunks, or EXIF for JPEG and WebP).
+    """
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise fail(f"{output}: the output must end in .png, .jpg, .jpeg or .webp")
     options: dict[str, Any] = {
