@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from style_engine.device import resolve_device
 from style_engine.errors import InvalidInputError
 from style_engine.flow import check_flow_method, consistency_mask, flow_pair, warp
 from style_engine.gatys import ExtraTerm, StepCallback, StyleTargetCache, stylize
@@ -214,7 +215,7 @@ class RuderGatys:
         self.styles = list(styles)
         self.params = params
         self.style_weights = style_weights
-        self.device = device
+        self.device = resolve_device(device)
         self.weights = weights
         self.cache = StyleTargetCache() if cache is None else cache
         self.style_keys = style_keys

@@ -18,7 +18,7 @@ from style_engine.params import GatysParams, _choice, _int, _number
 # mean over pixels and channels of mask * (x - warped previous)^2 on [0, 1] pixels, against the
 # raw content MSE (relu4_2) and style_weight * Gram MSE of losses.py. Measured on the squirrel
 # clip at 320 px with Starry Night (README, "Video"): see the sweep there.
-DEFAULT_TEMPORAL_WEIGHTS = {"caffe": 2e4, "torchvision": 2e4}
+DEFAULT_TEMPORAL_WEIGHTS = {"caffe": 1e7, "torchvision": 1e7}
 MAX_OFFSET = 16
 
 

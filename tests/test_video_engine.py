@@ -1,0 +1,100 @@
+"""The video loop: guides line up with known motion, cuts restart the chain, the temporal loss
+steadies the output, and a resumed run reproduces the same frames."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from style_engine.errors import InvalidInputError
+from style_engine.params import parse_params
+from style_engine.video import FrameOutput, Guide, ruder_gatys, stylize_frames, summarize
+from tests.video_clips import panning_frames, texture
+
+pytestmark = pytest.mark.unit
+
+
+class Recorder:
+    """A frame stylizer that returns the frame unchanged (or noise) and keeps the guides it was given."""
+
+    def __init__(self, noise: bool = False) -> None:
+        self.noise = noise
+        self.guides: list[Sequence[Guide]] = []
+        self.rng = np.random.default_rng(0)
+
+    def __call__(self, frame: np.ndarray, guides: Sequence[Guide]) -> FrameOutput:
+        self.guides.append(guides)
+        image = self.rng.integers(0, 256, frame.shape, np.uint8) if self.noise else frame
+        return FrameOutput(image, {"style_dist": 1.0}, 1)
+
+
+def test_guides_follow_known_motion_closest_first_without_double_counting() -> None:
+    frames = panning_frames(6)
+    recorder = Recorder()
+    reports = [report for _, report in stylize_frames(frames, recorder, long_term=(1, 2, 4))]
+    assert [len(g) for g in recorder.guides] == [0, 1, 2, 2, 3, 3]
+    assert [g.offset for g in recorder.guides[4]] == [1, 2, 4]
+    total = sum(g.weight for g in recorder.guides[4])
+    assert float(total.max()) <= 1.0 + 1e-5
+    # The identity stylizer's output warped by the flow is the next frame: near-zero warping error.
+    assert max(r.warping_error for r in reports[1:]) < 2e-3
+    assert reports[0].warping_error is None
+
+
+def test_warping_error_tells_flicker_from_steady_output() -> None:
+    frames = panning_frames(4)
+    steady = summarize([r for _, r in stylize_frames(frames, Recorder())])
+    flicker = summarize([r for _, r in stylize_frames(frames, Recorder(noise=True))])
+    assert flicker["warping_error"] > 50 * steady["warping_error"]
+
+
+def test_scene_cut_restarts_the_chain() -> None:
+    frames = panning_frames(4, seed=1) + panning_frames(3, seed=7)
+    recorder = Recorder()
+    reports = [r for _, r in stylize_frames(frames, recorder, long_term=(1, 2, 4))]
+    assert [r.scene_cut for r in reports] == [False, False, False, False, True, False, False]
+    assert [len(g) for g in recorder.guides] == [0, 1, 2, 2, 0, 1, 2]
+    assert reports[4].warping_error is None
+
+
+def test_steady_shot_has_no_false_cuts() -> None:
+    reports = [r for _, r in stylize_frames(panning_frames(5, step=3), Recorder())]
+    assert not any(r.scene_cut for r in reports)
+
+
+def test_frames_that_change_size_are_refused() -> None:
+    frames = [texture(48, 64), texture(40, 64)]
+    with pytest.raises(InvalidInputError, match="frame sizes change"):
+        list(stylize_frames(frames, Recorder()))
+
+
+def _style() -> Image.Image:
+    return Image.fromarray(texture(64, 64, seed=3)[::-1].copy())
+
+
+def _params(**overrides: object):  # noqa: ANN202
+    base = {"size": 48, "iterations": 12, "frame_iterations": 10, "precision": "fp32"}
+    return parse_params("video_gatys", base | overrides)
+
+
+def test_temporal_loss_lowers_the_warping_error() -> None:
+    frames = panning_frames(3, step=2)
+    style = _style()
+    alone = summarize([r for _, r in ruder_gatys(frames, [style], _params(temporal=False))])
+    chained = summarize([r for _, r in ruder_gatys(frames, [style], _params(tolerance=None))])
+    assert chained["warping_error"] < alone["warping_error"] / 3, (chained, alone)
+    assert chained["style_dist"] < 2 * alone["style_dist"]
+
+
+def test_resumed_run_reproduces_the_same_frames() -> None:
+    frames = panning_frames(4, step=2)
+    style = _style()
+    params = _params(iterations=6, frame_iterations=4)
+    full = [out for out, _ in ruder_gatys(frames, [style], params)]
+    resumed = list(ruder_gatys(frames, [style], params, finished=full[:2]))
+    assert [r.resumed for _, r in resumed] == [True, True, False, False]
+    for expected, (out, _) in zip(full, resumed):
+        assert np.array_equal(expected, out)
