@@ -102,18 +102,19 @@ def save_checkpoint(
 
 
 def upload_video(workshop: Workshop, target: Path, clip: Any) -> list[ArtifactRecord]:
-    """The MP4 first and the poster second (what a job's output and thumbnail are), then the preview."""
+    """The MP4 is the job's output (the artwork), the poster its thumbnail, and the short animated
+    WebP preview is the ``video`` artifact (galleries show it where an MP4 player is too heavy)."""
     from style_engine.images import png_bytes
 
     mp4 = workshop.store.put_file(target, suffix=".mp4", content_type="video/mp4")
     poster = workshop.store.put_bytes(png_bytes(clip.poster), suffix=".png", content_type="image/png")
     preview = workshop.store.put_bytes(clip.preview, suffix=".webp", content_type="image/webp")
     return [
-        ArtifactRecord(kind=ArtifactKind.VIDEO.value, uri=mp4.uri, sha256=mp4.sha256, bytes=mp4.size,
+        ArtifactRecord(kind=ArtifactKind.OUTPUT.value, uri=mp4.uri, sha256=mp4.sha256, bytes=mp4.size,
                        content_type=mp4.content_type, width=clip.width, height=clip.height, frames=clip.frames,
                        fps=clip.fps),
         ArtifactRecord(kind=ArtifactKind.THUMBNAIL.value, uri=poster.uri, sha256=poster.sha256, bytes=poster.size,
                        content_type=poster.content_type, width=clip.poster.width, height=clip.poster.height),
-        ArtifactRecord(kind=ArtifactKind.OUTPUT.value, uri=preview.uri, sha256=preview.sha256, bytes=preview.size,
+        ArtifactRecord(kind=ArtifactKind.VIDEO.value, uri=preview.uri, sha256=preview.sha256, bytes=preview.size,
                        content_type=preview.content_type),
     ]

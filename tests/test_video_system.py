@@ -98,7 +98,9 @@ def test_video_job_runs_once_per_video_records_its_run_and_resumes_after_a_crash
     artifacts = catalog_rows(app, Artifact)
     checkpoints = sorted((a for a in artifacts if a.kind == "checkpoint"), key=lambda a: a.frames)
     assert [a.frames for a in checkpoints] == [1, 2, 3, 4]
-    [video] = [a for a in artifacts if a.kind == "video"]
+    [video] = [a for a in artifacts if a.kind == "output"]
+    [preview] = [a for a in artifacts if a.kind == "video"]
+    assert preview.content_type == "image/webp"
     assert (video.frames, video.fps, video.width, video.height, video.content_type) == (4, 10.0, 48, 36, "video/mp4")
 
     # The resumed frames are exactly those of a run that never stopped.
