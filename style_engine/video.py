@@ -257,6 +257,64 @@ def fit_frame(frame: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resize_long_side(Image.fromarray(frame), size), dtype=np.uint8)
 
 
+def refine_passes(
+    frames: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    stylize_frame: FrameStylizer,
+    *,
+    passes: int,
+    shot_starts: set[int],
+    flow_method: str = "dis",
+    on_frame: FrameCallback | None = None,
+) -> list[np.ndarray]:
+    """Ruder's multi-pass, simplified: passes 2..``passes`` sweep the clip backward, forward, ...
+
+    Each frame restarts from its own result blended with the neighbour just refined in this
+    pass (warped onto it, mask-weighted: c * warped + (1 - c) * own), and is held to that blend
+    by the temporal loss. Information then flows both ways, so the start of a shot no longer
+    differs from its end. ``shot_starts`` are the frames where a cut restarted the chain: no
+    frame is blended across them. Needs the whole clip in memory (checkpoints cover pass 1).
+    """
+    current = [np.ascontiguousarray(o, dtype=np.uint8) for o in outputs]
+    for number in range(2, passes + 1):
+        backward = number % 2 == 0
+        order = range(len(frames) - 1, -1, -1) if backward else range(len(frames))
+        for position, index in enumerate(order):
+            neighbour = index + 1 if backward else index - 1
+            crosses = (index + 1 if backward else index) in shot_starts
+            if position == 0 or crosses:
+                continue
+            started = time.perf_counter()
+            flow, back = flow_pair(frames[index], frames[neighbour], flow_method)
+            mask = torch.from_numpy(consistency_mask(flow, back))[None, None]
+            warped = warp(image_to_tensor(Image.fromarray(current[neighbour])), flow)
+            own = image_to_tensor(Image.fromarray(current[index]))
+            flow_seconds = time.perf_counter() - started
+            out = stylize_frame(frames[index], [Guide(1, mask * warped + (1 - mask) * own, mask)])
+            current[index] = out.image
+            if on_frame is not None:
+                seconds = time.perf_counter() - started - flow_seconds
+                on_frame(FrameReport(index, len(frames), seconds, flow_seconds, out.iterations, out.losses, False,
+                                     None, False))
+    return current
+
+
+def measure_clip(
+    frames: Sequence[np.ndarray], outputs: Sequence[np.ndarray], shot_starts: set[int], flow_method: str = "dis"
+) -> list[float | None]:
+    """The warping error of each output against the previous one (None at a shot's first frame)."""
+    errors: list[float | None] = [None]
+    for index in range(1, len(frames)):
+        if index in shot_starts:
+            errors.append(None)
+            continue
+        flow, back = flow_pair(frames[index], frames[index - 1], flow_method)
+        mask = torch.from_numpy(consistency_mask(flow, back))[None, None]
+        warped = warp(image_to_tensor(Image.fromarray(outputs[index - 1])), flow)
+        errors.append(warping_error(image_to_tensor(Image.fromarray(outputs[index])), warped, mask))
+    return errors
+
+
 def summarize(reports: Sequence[FrameReport]) -> dict[str, float]:
     """The clip's metrics: mean warping error, mean style distance, s/frame, flow's share, cuts."""
     errors = [r.warping_error for r in reports if r.warping_error is not None]

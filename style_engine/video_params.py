@@ -32,6 +32,8 @@ class VideoGatysParams(GatysParams):
     ``long_term`` are the offsets J of earlier frames the temporal loss looks at, closest first;
     each pixel is held to the closest of them in which it is visible. ``temporal=False`` is the
     per-frame baseline (each frame alone from ``init``, same budgets, no early stop), kept for comparison.
+    ``passes`` > 1 adds Ruder's multi-pass: alternate backward and forward sweeps over the whole
+    clip, each frame re-optimized for ``frame_iterations`` from a blend with its refined neighbour.
     ``start`` and ``frames`` pick the frame range (``frames`` None: to the end).
     """
 
@@ -45,11 +47,14 @@ class VideoGatysParams(GatysParams):
     long_term: tuple[int, ...] = (1, 2, 4)
     flow: str = "dis"
     scene_cut: float = 0.5
+    passes: int = 1
     start: int = 0
     frames: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.size % 2:
+            raise InvalidInputError(f"parameter size: {self.size} must be even (H.264 for browsers needs even frame sizes)")
         _int("frame_iterations", self.frame_iterations, 1, 100_000)
         _number("tolerance", self.tolerance, optional=True)
         _choice("temporal", self.temporal, (True, False))
@@ -75,6 +80,7 @@ class VideoGatysParams(GatysParams):
         if self.scene_cut >= 1:
             raise InvalidInputError(f"parameter scene_cut: {self.scene_cut} must be below 1 (0 disables cut detection)")
         object.__setattr__(self, "scene_cut", float(self.scene_cut))
+        _int("passes", self.passes, 1, 20)
         _int("start", self.start, 0)
         if self.frames is not None:
             _int("frames", self.frames, 1)

@@ -8,7 +8,7 @@ sees frames only; files, the store and the catalog stay here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from style_engine.params import parse_params
-from style_engine.video import FrameCallback, FrameReport, ruder_gatys, summarize
+from style_engine.video import FrameCallback, FrameReport, RuderGatys, measure_clip, refine_passes, ruder_gatys, summarize
 from style_engine.video_params import VideoGatysParams
 from tasks.video_io import VideoInfo, check_range, poster, preview_webp, probe_video, read_frames, write_mp4
 
@@ -77,12 +77,17 @@ def render_clip(
     frames = read_frames(source, info, size=params.size, start=params.start, count=count, name=name)
     stored_losses = [f.losses for f in finished]
     reports: list[FrameReport] = []
-    first: list[np.ndarray] = []
-    keep = max(1, int(3 * info.fps))  # the preview's frames
+    multipass = params.passes > 1 and params.temporal
+    kept: list[np.ndarray] = []  # the input frames, when the later passes need them again
 
-    def stylized() -> Iterator[np.ndarray]:
-        outputs = ruder_gatys(frames, styles, params, finished=[f.image for f in finished], total=count,
-                              on_frame=None, **engine)
+    def remembered(source_frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for frame in source_frames:
+            kept.append(frame)
+            yield frame
+
+    def first_pass() -> Iterator[np.ndarray]:
+        outputs = ruder_gatys(remembered(frames) if multipass else frames, styles, params,
+                              finished=[f.image for f in finished], total=count, **engine)
         for image, report in outputs:
             if report.resumed:
                 report = dataclasses.replace(report, losses=stored_losses[report.index])
@@ -91,12 +96,28 @@ def render_clip(
             reports.append(report)
             if on_frame is not None:
                 on_frame(report)
+            yield image
+
+    result: Iterable[np.ndarray] = first_pass()
+    if multipass:
+        # Later passes need the whole clip; only pass 1 is checkpointed (the rest reruns alike).
+        outputs = list(result)
+        cuts = {r.index for r in reports if r.scene_cut}
+        result = refine_passes(kept, outputs, RuderGatys(styles, params, **engine), passes=params.passes,
+                               shot_starts=cuts, flow_method=params.flow, on_frame=on_frame)
+        errors = measure_clip(kept, result, cuts, params.flow)
+        reports = [dataclasses.replace(r, warping_error=e) for r, e in zip(reports, errors)]
+    first: list[np.ndarray] = []
+    keep = max(1, int(3 * info.fps))  # the preview's frames
+
+    def previewed(images: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for image in images:
             if len(first) < keep:
                 first.append(image)
             yield image
 
     start_seconds = params.start / info.fps
-    written = write_mp4(stylized(), target, info.fps, audio_from=source if info.has_audio else None,
+    written = write_mp4(previewed(result), target, info.fps, audio_from=source if info.has_audio else None,
                         audio_start=start_seconds, audio_duration=count / info.fps)
     height, width = first[0].shape[:2]
     metrics: dict[str, Any] = {

@@ -98,3 +98,34 @@ def test_resumed_run_reproduces_the_same_frames() -> None:
     assert [r.resumed for _, r in resumed] == [True, True, False, False]
     for expected, (out, _) in zip(full, resumed):
         assert np.array_equal(expected, out)
+
+
+class Blender:
+    """A frame stylizer that takes the blend it is offered as its result (records which frames ran)."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def __call__(self, frame: np.ndarray, guides: Sequence[Guide]) -> FrameOutput:
+        from style_engine.images import tensor_to_image
+
+        self.frames.append(frame)
+        return FrameOutput(np.asarray(tensor_to_image(guides[0].warped)), {}, 1)
+
+
+def test_multi_pass_sweeps_both_ways_steadies_the_clip_and_respects_cuts() -> None:
+    from style_engine.video import measure_clip, refine_passes
+
+    frames = panning_frames(5, seed=2) + panning_frames(3, seed=9)
+    rng = np.random.default_rng(1)
+    noisy = [np.clip(f + rng.normal(0, 25, f.shape), 0, 255).astype(np.uint8) for f in frames]
+    cuts = {5}
+    blender = Blender()
+    refined = refine_passes(frames, noisy, blender, passes=3, shot_starts=cuts)
+    # Pass 2 (backward) skips the last frame and frame 4 (its neighbour 5 is across the cut);
+    # pass 3 (forward) skips frame 0 and frame 5 (the cut).
+    assert len(blender.frames) == 2 * (len(frames) - 2)
+    before = [e for e in measure_clip(frames, noisy, cuts) if e is not None]
+    after = [e for e in measure_clip(frames, refined, cuts) if e is not None]
+    assert measure_clip(frames, refined, cuts)[5] is None
+    assert np.mean(after) < 0.5 * np.mean(before)

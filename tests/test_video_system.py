@@ -127,7 +127,7 @@ def test_stylize_video_cli_writes_a_playable_mp4_and_refuses_bad_input(atelier, 
     clip, style = inputs(tmp_path / "in")
     out = tmp_path / "out.mp4"
     result = app.cli("stylize-video", str(clip), str(out), "--style", str(style), "--size", "48", "--frames", "3",
-                     "--iterations", "3", "--frame-iterations", "2")
+                     "--iterations", "3", "--frame-iterations", "2", "--param", "passes=2")
     assert "3 frames at 10 fps" in result.output and "warping_error=" in result.output
     from tasks.video_io import probe_video
 
@@ -141,3 +141,21 @@ def test_stylize_video_cli_writes_a_playable_mp4_and_refuses_bad_input(atelier, 
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     assert "not a readable video" in app.cli("stylize-video", str(text), str(out), "--style", str(style), expect=2).output
+
+
+def test_a_bad_video_job_fails_with_its_reason_and_the_batch_goes_on(prefect_api, atelier, tmp_path):
+    from db.models import Job
+    from flows.video import stylize_video
+
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
+    clip, style = inputs(tmp_path / "in")
+    add_video_job(app, clip, style)
+    params = [arg for param in (*JOB_PARAMS, "start=2", "frames=5") for arg in ("--param", param)]
+    app.cli("jobs", "add", "--content", "pan", "--style", "strokes", "--method", "video_gatys", *params)
+
+    assert stylize_video(return_state=True).is_failed()
+    good, bad = catalog_rows(app, Job)
+    assert good.status == "succeeded"
+    assert (bad.status, bad.last_error_type) == ("failed", "InvalidInputError")
+    assert "frame range 2..6 is outside the clip (frames 0..3)" in bad.last_error_message
+    assert bad.attempts == 1  # a permanent error is not retried
