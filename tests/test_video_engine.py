@@ -129,3 +129,23 @@ def test_multi_pass_sweeps_both_ways_steadies_the_clip_and_respects_cuts() -> No
     after = [e for e in measure_clip(frames, refined, cuts) if e is not None]
     assert measure_clip(frames, refined, cuts)[5] is None
     assert np.mean(after) < 0.5 * np.mean(before)
+
+
+def test_extra_term_joins_the_objective_and_tolerance_stops_early() -> None:
+    from style_engine.gatys import TOLERANCE_WINDOW, ExtraTerm, stylize
+    from style_engine.params import GatysParams
+
+    content = Image.fromarray(texture(32, 32, seed=1))
+    params = GatysParams(size=32, iterations=20, precision="fp32")
+    seen: list[tuple[int, ...]] = []
+
+    def pull_to_grey(x):  # noqa: ANN001, ANN202
+        seen.append(tuple(x.shape))
+        return 1e3 * ((x - 0.5) ** 2).mean()
+
+    full = stylize(content, [_style()], params, extra_term=ExtraTerm("grey", pull_to_grey))
+    assert full.iterations == 20 and "grey" in full.losses
+    assert full.losses["total"] == pytest.approx(sum(full.losses[k] for k in ("content", "style", "tv", "grey")), rel=1e-4)
+    assert seen[0] == (1, 3, 32, 32)
+    stopped = stylize(content, [_style()], params, tolerance=100.0)  # nothing falls 100x in 10 evaluations
+    assert stopped.iterations == TOLERANCE_WINDOW + 1
