@@ -91,9 +91,10 @@ def stylize_frames(
     """Stylize ``frames`` in order, yielding each output with its report as soon as it is done.
 
     ``finished`` are outputs of the first frames from an earlier, interrupted run: they are not
-    recomputed, only fed to the chain (and measured). With ``temporal`` False every frame is
-    stylized alone (the per-frame baseline); flows are still computed, for the warping error and
-    the cut detection, and their time is reported. ``size`` scales frames to that long side
+    recomputed, only fed to the chain (and measured). With ``temporal`` False only the closest
+    earlier frame is warped (for the warping error and the cut detection; its time is reported),
+    and the stylizer is expected to ignore it except to know the shot goes on: empty guides
+    always mean the first frame of a shot. ``size`` scales frames to that long side
     first (a no-op for frames decoded at the size already).
     """
     check_flow_method(flow_method)
@@ -112,7 +113,7 @@ def stylize_frames(
                     f"but the frame is {frame.shape[1]}x{frame.shape[0]}"
                 )
         else:
-            out = stylize_frame(frame, guides if temporal else ())
+            out = stylize_frame(frame, guides)
         seconds = time.perf_counter() - started - flow_seconds
         error = chain.finish(out.image)
         report = FrameReport(index, total, seconds, flow_seconds, out.iterations, out.losses, cut, error, resumed)
@@ -226,7 +227,7 @@ class RuderGatys:
         content = Image.fromarray(frame)
         extra = None
         init = None
-        if guides:
+        if guides and self.params.temporal:
             weight = self.params.resolved_temporal_weight(self.weights)
             moved = [Guide(g.offset, g.warped.to(self.device), g.weight.to(self.device)) for g in guides]
             extra = ExtraTerm("temporal", lambda x: weight * temporal_loss(x, moved))
@@ -243,7 +244,7 @@ class RuderGatys:
             on_step=self.on_step,
             init_image=init,
             extra_term=extra,
-            tolerance=self.params.tolerance if guides else None,
+            tolerance=self.params.tolerance if guides and self.params.temporal else None,
         )
         losses = dict(result.losses)
         style_weight = params.loss_weights(result.weights_source)["style_weight"]

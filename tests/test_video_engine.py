@@ -149,3 +149,22 @@ def test_extra_term_joins_the_objective_and_tolerance_stops_early() -> None:
     assert seen[0] == (1, 3, 32, 32)
     stopped = stylize(content, [_style()], params, tolerance=100.0)  # nothing falls 100x in 10 evaluations
     assert stopped.iterations == TOLERANCE_WINDOW + 1
+
+
+def test_video_params_budgets_and_validation() -> None:
+    params = _params(iterations=30, frame_iterations=7)
+    assert (params.frame_params(first=True).iterations, params.frame_params(first=True).init) == (30, "content")
+    assert (params.frame_params(first=False).iterations, params.frame_params(first=False).init) == (7, "image")
+    baseline = _params(iterations=30, frame_iterations=7, temporal=False)
+    assert (baseline.frame_params(first=False).iterations, baseline.frame_params(first=False).init) == (7, "content")
+    for bad, message in (({"long_term": [2, 4]}, "long_term"), ({"flow": "raft"}, "flow"), ({"size": 49}, "even"),
+                         ({"scene_cut": 1.5}, "scene_cut"), ({"passes": 0}, "passes")):
+        with pytest.raises(InvalidInputError, match=message):
+            _params(**bad)
+
+
+def test_per_frame_baseline_spends_the_later_budget_on_later_frames() -> None:
+    reports = [r for _, r in ruder_gatys(panning_frames(2), [_style()], _params(iterations=5, frame_iterations=3,
+                                                                                  temporal=False))]
+    assert [r.iterations for r in reports] == [5, 3]
+    assert "temporal" not in reports[1].losses
