@@ -32,6 +32,19 @@ FLO_MAGIC = 202021.25
 MASK_SMOOTHING_SIGMA = 1.0  # px; softens the mask's edges so the temporal loss fades, not steps
 
 
+def flow_settings(method: str) -> dict[str, object]:
+    """What a run records about its flow: the method, its preset, and the mask thresholds."""
+    presets = {"dis": "DIS MEDIUM", "farneback": "pyr 0.5, 5 levels, window 15, 3 iterations, poly 5/1.2",
+               "deepflow": "opencv-contrib defaults"}
+    return {
+        "method": method,
+        "preset": presets.get(method, ""),
+        "disocclusion": "|w + w_back|^2 > 0.01 (|w|^2 + |w_back|^2) + 0.5",
+        "motion_boundary": "|grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002",
+        "mask_smoothing_sigma_px": MASK_SMOOTHING_SIGMA,
+    }
+
+
 def compute_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
     """The flow from frame ``a`` to frame ``b`` (uint8 RGB arrays of one size), shape (H, W, 2)."""
     if a.shape != b.shape:

@@ -19,6 +19,7 @@ from PIL import Image
 from style_engine.params import parse_params
 from style_engine.video import FrameCallback, FrameReport, RuderGatys, measure_clip, refine_passes, ruder_gatys, summarize
 from style_engine.video_params import VideoGatysParams
+from style_engine.flow import flow_settings
 from tasks.video_io import VideoInfo, check_range, poster, preview_webp, probe_video, read_frames, write_mp4
 
 VIDEO_METHODS = frozenset({VideoGatysParams.method})
@@ -125,6 +126,8 @@ def render_clip(
         "frames_resumed": sum(r.resumed for r in reports),
         "fps": info.fps,
         "flow_method": params.flow,
+        "flow_settings": flow_settings(params.flow),
+        "temporal_weight": params.resolved_temporal_weight(str(engine.get("weights", "caffe"))) if params.temporal else 0.0,
         "source": {"width": info.width, "height": info.height, "frames": info.frames, "codec": info.codec},
         "notes": list(info.notes),
     }

@@ -91,6 +91,7 @@ def test_video_job_runs_once_per_video_records_its_run_and_resumes_after_a_crash
     assert finished.status == "succeeded"
     metrics = finished.metrics
     assert (metrics["frames"], metrics["frames_resumed"], metrics["flow_method"]) == (4, 2, "dis")
+    assert metrics["flow_settings"]["preset"] == "DIS MEDIUM" and metrics["temporal_weight"] == 1e7
     assert metrics["warping_error"] > 0 and metrics["seconds_per_frame"] > 0 and metrics["style_dist"] > 0
     assert finished.params["temporal_weight"] is None and finished.params["long_term"] == [1, 2, 4]
     assert len(saved) == 4  # 2 frames, the crash, then only the 2 missing ones
