@@ -160,3 +160,47 @@ def test_a_bad_video_job_fails_with_its_reason_and_the_batch_goes_on(prefect_api
     assert (bad.status, bad.last_error_type) == ("failed", "InvalidInputError")
     assert "frame range 2..6 is outside the clip (frames 0..3)" in bad.last_error_message
     assert bad.attempts == 1  # a permanent error is not retried
+
+
+def test_a_killed_video_run_continues_from_its_last_finished_frame(prefect_api, atelier, tmp_path):
+    """SIGKILL the worker mid-clip; once the lease lapses the next run resumes, not restarts."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    from db.models import Artifact, Job, Run
+    from flows.video import stylize_video
+    from tests.test_flows_recovery import REPO, free_gpu_slots_of_dead_worker
+
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", lease_seconds=10)
+    clip, style = inputs(tmp_path / "in")
+    add_video_job(app, clip, style)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from flows.video import stylize_video; stylize_video()"],
+        cwd=REPO, env={**os.environ, "PREFECT_API_URL": prefect_api}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while sum(a.kind == "checkpoint" for a in catalog_rows(app, Artifact)) < 2:
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker never checkpointed two frames"
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    killed_at = sum(a.kind == "checkpoint" for a in catalog_rows(app, Artifact))
+    assert killed_at < 4
+    free_gpu_slots_of_dead_worker(app)
+    [job] = catalog_rows(app, Job)
+    while job.lease_expires_at > datetime.now(UTC):
+        time.sleep(0.5)
+        [job] = catalog_rows(app, Job)
+
+    assert stylize_video(return_state=True).is_completed()
+    [dead, finished] = catalog_rows(app, Run)
+    assert (dead.status, dead.error_type) == ("failed", "LeaseExpired")
+    assert finished.status == "succeeded"
+    assert finished.metrics["frames_resumed"] == killed_at
+    assert sorted(a.frames for a in catalog_rows(app, Artifact) if a.kind == "checkpoint") == [1, 2, 3, 4]
