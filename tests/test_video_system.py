@@ -204,3 +204,21 @@ def test_a_killed_video_run_continues_from_its_last_finished_frame(prefect_api, 
     assert finished.status == "succeeded"
     assert finished.metrics["frames_resumed"] == killed_at
     assert sorted(a.frames for a in catalog_rows(app, Artifact) if a.kind == "checkpoint") == [1, 2, 3, 4]
+
+
+def test_the_nightly_gallery_runs_video_jobs_beside_picture_jobs(prefect_api, atelier, tmp_path):
+    from db.models import Artifact, Job
+    from flows.gallery import gallery
+    from tests.fixtures.prefect import create_gallery_jobs, write_gallery_inputs
+
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
+    write_gallery_inputs(tmp_path / "pictures", contents=1, styles=1)
+    create_gallery_jobs(app, tmp_path / "pictures", "noop", "size=48")
+    clip, style = inputs(tmp_path / "in")
+    add_video_job(app, clip, style)
+
+    report = gallery(return_state=True).result()
+    assert {job.method: job.status for job in catalog_rows(app, Job)} == {"noop": "succeeded", "video_gatys": "succeeded"}
+    outputs = {a.content_type for a in catalog_rows(app, Artifact) if a.kind == "output"}
+    assert outputs == {"image/png", "video/mp4"}
+    assert report.contact_sheet
