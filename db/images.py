@@ -62,6 +62,9 @@ def register_image(
     license: str | None = None,
     tags: Iterable[str] = (),
     source_name: str | None = None,
+    fps: float | None = None,
+    frames: int | None = None,
+    duration_s: float | None = None,
 ) -> tuple[Image, bool]:
     """Insert an image unless its sha256 is known; returns (image, created)."""
     if role not in ImageRole.__members__.values():
@@ -83,6 +86,9 @@ def register_image(
         year=year,
         license=license,
         source_name=source_name,
+        fps=fps,
+        frames=frames,
+        duration_s=duration_s,
         tags=[ImageTag(tag=t) for t in normalize_tags(tags)],
     )
     try:

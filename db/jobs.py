@@ -46,11 +46,13 @@ def add_job(
     style_weights: Sequence[float] | None = None,
     priority: int = 0,
     max_attempts: int = 3,
+    content_role: ImageRole = ImageRole.CONTENT,
 ) -> tuple[Job, bool]:
     """Create a pending job unless an identical one exists; returns (job, created).
 
     `params` must be the method's canonical dict (validated by the caller against the
     engine's parameter types); the catalog stores it as given. Weights default to 1.0 each.
+    `content_role` is `video` for the video methods, whose content is a clip.
     """
     if not style_ids:
         raise InvalidRequest("a job needs at least one style image")
@@ -61,7 +63,7 @@ def add_job(
         raise InvalidRequest(f"style weights must be positive numbers, got {weights}")
     if max_attempts < 1:
         raise InvalidRequest(f"max_attempts must be at least 1, got {max_attempts}")
-    content = _image_with_role(session, content_id, ImageRole.CONTENT, "content")
+    content = _image_with_role(session, content_id, content_role, "content")
     styles = [_image_with_role(session, sid, ImageRole.STYLE, "style") for sid in style_ids]
     key = idempotency_key(method, content.sha256, [(s.sha256, w) for s, w in zip(styles, weights)], params)
     existing = session.scalar(select(Job).where(Job.idempotency_key == key))

@@ -131,6 +131,10 @@ class Image(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     uri: Mapped[str] = mapped_column(String(1000))
     source_name: Mapped[str | None] = mapped_column(String(500))
+    # Videos only (role video): frame rate, frame count and duration in seconds.
+    fps: Mapped[float | None] = mapped_column(Float)
+    frames: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     tags: Mapped[list[ImageTag]] = relationship(

@@ -12,16 +12,18 @@ from prefect.schedules import Cron
 
 from flows.gallery import gallery
 from flows.rerun_failed import rerun_failed
+from flows.video import stylize_video
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 NIGHTLY_GALLERY = "nightly-gallery"
 RERUN_FAILED = "rerun-failed"
+STYLIZE_VIDEO = "stylize-video"
 
 
 def served_deployments(cron: str, timezone: str) -> list[RunnerDeployment]:
-    """The nightly gallery on `cron` in `timezone`, and rerun-failed (run on demand)."""
+    """The nightly gallery on `cron` in `timezone`, and rerun-failed and stylize-video (run on demand)."""
     return [
         gallery.to_deployment(
             name=NIGHTLY_GALLERY,
@@ -32,6 +34,11 @@ def served_deployments(cron: str, timezone: str) -> list[RunnerDeployment]:
         rerun_failed.to_deployment(
             name=RERUN_FAILED,
             description="Reset failed jobs (by id, date, method or error text) and run them again.",
+            tags=["atelier"],
+        ),
+        stylize_video.to_deployment(
+            name=STYLIZE_VIDEO,
+            description="Stylize pending video jobs, one task per video, resuming from per-frame checkpoints.",
             tags=["atelier"],
         ),
     ]

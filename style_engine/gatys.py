@@ -37,6 +37,19 @@ StepCallback = Callable[[int, int, dict[str, float]], None]
 Grams = dict[str, torch.Tensor]
 MIN_LEVEL_SIZE = 64  # below this, relu5_1 is a couple of pixels and the level teaches nothing
 FIRST_STEP = 0.05  # how far L-BFGS's first step moves the most sensitive pixel, on [0, 1] pixels
+TOLERANCE_WINDOW = 10  # evaluations over which an early stop measures the relative loss decrease
+
+
+@dataclass(frozen=True)
+class ExtraTerm:
+    """A caller's own loss term, added to the objective at the final size (e.g. video's temporal loss).
+
+    ``loss`` takes the current RGB image (1, 3, H, W) on [0, 1] and returns a weighted scalar;
+    its value is reported under ``name`` beside content, style and tv.
+    """
+
+    name: str
+    loss: Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -133,11 +146,16 @@ def stylize(
     style_keys: Sequence[str] | None = None,
     on_step: StepCallback | None = None,
     init_image: Image.Image | None = None,
+    extra_term: ExtraTerm | None = None,
+    tolerance: float | None = None,
 ) -> StyleResult:
     """Render ``content`` in the style of ``styles`` (blended by ``style_weights``).
 
     ``style_keys`` identify the styles in the cache (e.g. their sha256); without them a hash of
     the pixels is used. ``init_image`` is required when ``params.init == "image"``.
+    ``extra_term`` joins the objective at the final size. ``tolerance`` stops the final level
+    early once the best loss fell by less than that fraction over the last
+    ``TOLERANCE_WINDOW`` evaluations (video frames that start close to their optimum cost less).
     """
     started = time.perf_counter()
     blend = _check_inputs(styles, style_weights, style_keys, params, init_image)
@@ -153,7 +171,8 @@ def stylize(
     cache = StyleTargetCache() if cache is None else cache  # an empty cache is falsy
     objective = _Objective(vgg, params, content, styles, blend, style_keys, cache)
 
-    levels = [objective.level(size) for size in level_sizes(params)]
+    sizes = level_sizes(params)
+    levels = [_Level(objective, size, extra_term if size == sizes[-1] else None) for size in sizes]
     budgets = level_budgets(params.iterations, len(levels))
     final = levels[-1]
     x = _initial_image(params, final, styles, init_image, objective)
@@ -170,10 +189,11 @@ def stylize(
             x = (level.content_work + _resize(x - previous.content_work, level.shape)).clamp(0, 1)
         elif x.shape[-2:] != level.shape:
             x = _resize(x, level.shape).clamp(0, 1)
-        x, best_losses, first = level.optimize(x, budget, done, params.iterations, on_step)
+        stop = tolerance if level is final else None
+        x, best_losses, first, spent = level.optimize(x, budget, done, params.iterations, on_step, stop)
         previous = level
         initial_losses = initial_losses or first
-        done += budget
+        done += spent
 
     rgb = final.to_rgb(x)
     if params.preserve_color == "luminance":
@@ -259,9 +279,6 @@ class _Objective:
     def luminance(self) -> bool:
         return self.params.preserve_color == "luminance"
 
-    def level(self, size: int) -> _Level:
-        return _Level(self, size)
-
     def style_grams(self, size: int) -> Grams:
         style_size = max(16, round(self.params.style_scale * size))
         per_style = []
@@ -295,8 +312,9 @@ class _Objective:
 class _Level:
     """The objective at one image size: content and style targets, and the optimizer loop."""
 
-    def __init__(self, objective: _Objective, size: int) -> None:
+    def __init__(self, objective: _Objective, size: int, extra: ExtraTerm | None = None) -> None:
         self.objective = objective
+        self.extra = extra
         self.params = objective.params
         self.vgg = objective.vgg
         self.content_rgb = image_to_tensor(resize_long_side(objective.content, size), self.vgg.device)
@@ -320,18 +338,28 @@ class _Level:
         c = w["content_weight"] * content_loss(features, self.content_targets)
         s = w["style_weight"] * style_loss(features, self.style_targets, self.objective.layer_weights)
         t = w["tv_weight"] * tv_loss(x)
-        total = c + s + t
-        return total, {name: value.item() for name, value in (("total", total), ("content", c), ("style", s), ("tv", t))}
+        terms = [("content", c), ("style", s), ("tv", t)]
+        if self.extra is not None:
+            terms.append((self.extra.name, self.extra.loss(self.to_rgb(x))))
+        total = sum(value for _, value in terms)
+        return total, {name: value.item() for name, value in [("total", total), *terms]}
 
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
         with torch.no_grad():
             return self.losses(x)[1]
 
     def optimize(
-        self, x0: torch.Tensor, budget: int, offset: int, total: int, on_step: StepCallback | None
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Spend exactly ``budget`` evaluations; return the best image, its losses, the first losses."""
-        run = _Evaluations(self, x0, budget, offset, total, on_step)
+        self,
+        x0: torch.Tensor,
+        budget: int,
+        offset: int,
+        total: int,
+        on_step: StepCallback | None,
+        tolerance: float | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float], int]:
+        """Spend ``budget`` evaluations (fewer if ``tolerance`` stops early); return the best image,
+        its losses, the first losses and the evaluations spent."""
+        run = _Evaluations(self, x0, budget, offset, total, on_step, tolerance)
         try:
             if self.params.optimizer == "lbfgs":
                 self._lbfgs(x0, run)
@@ -339,7 +367,7 @@ class _Level:
                 self._adam(x0, run)
         except _BudgetSpent:
             pass
-        return run.best_x.clamp(0, 1), run.best_losses, run.first
+        return run.best_x.clamp(0, 1), run.best_losses, run.first, run.count
 
     def _lbfgs(self, x0: torch.Tensor, run: _Evaluations) -> None:
         """L-BFGS on x = scale * z, the scale set so the first step moves the most sensitive pixel by FIRST_STEP.
@@ -393,9 +421,18 @@ class _Evaluations:
     """One level's loss evaluations: counts them against the budget, keeps the best image, reports progress."""
 
     def __init__(
-        self, level: _Level, x0: torch.Tensor, budget: int, offset: int, total: int, on_step: StepCallback | None
+        self,
+        level: _Level,
+        x0: torch.Tensor,
+        budget: int,
+        offset: int,
+        total: int,
+        on_step: StepCallback | None,
+        tolerance: float | None = None,
     ) -> None:
         self.level = level
+        self.tolerance = tolerance
+        self.best_history: list[float] = []
         self.budget = budget
         self.offset = offset
         self.total = total
@@ -425,7 +462,17 @@ class _Evaluations:
             self.best, self.best_x, self.best_losses = values["total"], x.detach().clone(), values
         if self.on_step is not None:
             self.on_step(self.offset + self.count, self.total, values)
+        self._stop_if_converged()
         return loss
+
+    def _stop_if_converged(self) -> None:
+        """End the level once the best loss improved by less than ``tolerance`` (relative) in a window."""
+        self.best_history.append(self.best)
+        if self.tolerance is None or len(self.best_history) <= TOLERANCE_WINDOW:
+            return
+        before = self.best_history[-1 - TOLERANCE_WINDOW]
+        if before - self.best <= self.tolerance * abs(self.best):
+            raise _BudgetSpent
 
 
 def _initial_image(

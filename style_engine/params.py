@@ -202,3 +202,13 @@ def parse_params(method: str, data: Mapping[str, Any] | MethodParams | None) -> 
     if isinstance(data, MethodParams):
         raise InvalidInputError(f"method {method!r}: got parameters for {data.method!r}")
     return cls.from_dict(data or {})
+
+
+def _register_video_methods() -> None:
+    """Video methods extend Gatys' parameters, so they can only be imported once it exists."""
+    from style_engine.video_params import VideoGatysParams
+
+    METHOD_PARAMS[VideoGatysParams.method] = VideoGatysParams
+
+
+_register_video_methods()

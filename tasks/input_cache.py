@@ -20,6 +20,11 @@ class InputCache:
         self.directory = Path(directory).expanduser().resolve()
         self.store = store
 
+    def fetch_path(self, uri: str, sha256: str) -> Path:
+        """A verified local file holding the object (videos are decoded from a file, not bytes)."""
+        self.fetch(uri, sha256)
+        return self.directory / sha256[:2] / sha256
+
     def fetch(self, uri: str, sha256: str) -> bytes:
         """The object's bytes, from the local copy when it is intact, else from the store.
 

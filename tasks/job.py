@@ -75,12 +75,20 @@ def perform_job(
     )
     timings: dict[str, float] = {}
     try:
-        with phase(timings, "load"):
-            content, styles = load_inputs(workshop, spec)
-        with phase(timings, "compute"):
-            result = render(workshop, spec, content, styles, logger)
-        with phase(timings, "upload"):
-            artifacts = upload_outputs(workshop, spec, result.image)
+        if is_video_method(spec.method):
+            from tasks.video_job import run_video
+
+            artifacts, metrics = run_video(workshop, spec, run_id, timings, logger)
+            cache_hit = None
+        else:
+            with phase(timings, "load"):
+                content, styles = load_inputs(workshop, spec)
+            with phase(timings, "compute"):
+                result = render(workshop, spec, content, styles, logger)
+            with phase(timings, "upload"):
+                artifacts = upload_outputs(workshop, spec, result.image)
+            metrics = {**result.metrics, "losses": result.losses, "iterations": result.iterations}
+            cache_hit = result.cache_hit
     except LeaseLost:
         raise
     except Exception as exc:
@@ -92,12 +100,17 @@ def perform_job(
         workshop.worker,
         artifacts=artifacts,
         timings=timings,
-        metrics={**result.metrics, "losses": result.losses, "iterations": result.iterations},
+        metrics=metrics,
         peak_memory_bytes=peak_memory(workshop.device),
-        cache_hit=result.cache_hit,
+        cache_hit=cache_hit,
     )
     logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
     return JobResult(job_id, run_id, artifacts[0].uri, artifacts[1].uri)
+
+
+def is_video_method(method: str) -> bool:
+    """Video methods decode, checkpoint and encode clips (tasks.video_job); the rest render one picture."""
+    return method.startswith("video_")
 
 
 def hold_job(workshop: Workshop, job_id: int) -> JobSpec:

@@ -217,6 +217,6 @@ def test_a_catalog_behind_its_migrations_asks_for_db_upgrade(cli, catalog_url):
     catalog.dispose()
     assert "run `atelier db upgrade`" in _error_line(cli("catalog", "ls", code=2))
     assert "run `atelier db upgrade`" in _error_line(cli("db", "status", code=2))
-    assert "upgraded from (empty) to 0001" in cli("db", "upgrade").stdout
-    assert "already at 0001" in cli("db", "upgrade").stdout
+    assert "upgraded from (empty) to 0002" in cli("db", "upgrade").stdout
+    assert "already at 0002" in cli("db", "upgrade").stdout
     assert cli("catalog", "ls", "--json").stdout.strip() == "[]"

@@ -7,8 +7,8 @@ from importlib import import_module
 import typer
 
 # Add a module name here when it gains a `register(app)` function.
-COMMAND_MODULES: tuple[str, ...] = ("config", "stylize", "db", "catalog", "jobs", "runs", "artworks", "gallery", "serve", "demo",
-                                   "setup")
+COMMAND_MODULES: tuple[str, ...] = ("config", "stylize", "video", "db", "catalog", "jobs", "runs", "artworks", "gallery", "serve",
+                                   "demo", "setup")
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -37,6 +37,7 @@ catalog_app = typer.Typer(help="Images: register, list, show.", no_args_is_help=
 
 # Suffixes picked up when a folder is given; files named explicitly are always tried.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
 _FORMAT_SUFFIXES = {"JPEG": ".jpg", "TIFF": ".tif"}
 
 
@@ -52,9 +53,10 @@ class AddOutcome:
     message: str = ""
 
 
-def collect_paths(paths: list[Path]) -> tuple[list[Path], list[AddOutcome]]:
-    """Files as given, and the image files inside folders (recursively, sorted); also what a
-    folder held that was skipped, and why (hidden files and folders, other suffixes)."""
+def collect_paths(paths: list[Path], suffixes: frozenset[str] = IMAGE_SUFFIXES) -> tuple[list[Path], list[AddOutcome]]:
+    """Files as given, and the image (or video) files inside folders (recursively, sorted);
+    also what a folder held that was skipped, and why (hidden files and folders, other suffixes)."""
+    kind = "a video" if suffixes == VIDEO_SUFFIXES else "an image"
     found: list[Path] = []
     skipped: list[AddOutcome] = []
     for path in paths:
@@ -64,8 +66,8 @@ def collect_paths(paths: list[Path]) -> tuple[list[Path], list[AddOutcome]]:
                     continue
                 if any(part.startswith(".") for part in p.relative_to(path).parts):
                     skipped.append(AddOutcome(str(p), "skipped", message="hidden (its name or a folder's starts with '.')"))
-                elif p.suffix.lower() not in IMAGE_SUFFIXES:
-                    skipped.append(AddOutcome(str(p), "skipped", message=f"not an image suffix ({p.suffix or 'none'}); "
+                elif p.suffix.lower() not in suffixes:
+                    skipped.append(AddOutcome(str(p), "skipped", message=f"not {kind} suffix ({p.suffix or 'none'}); "
                                               "name the file itself to try it"))
                 else:
                     found.append(p)
@@ -78,8 +80,8 @@ def collect_paths(paths: list[Path]) -> tuple[list[Path], list[AddOutcome]]:
 
 @catalog_app.command("add")
 def add(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
-    role: Annotated[str, typer.Option(help="content or style.")],
+    paths: Annotated[list[Path], typer.Argument(help="Image (or video) files, or folders of them.")],
+    role: Annotated[str, typer.Option(help="content, style or video.")],
     title: Annotated[str | None, typer.Option(help="Title (one file only; default: the file name).")] = None,
     artist: Annotated[str | None, typer.Option()] = None,
     year: Annotated[int | None, typer.Option()] = None,
@@ -93,15 +95,16 @@ def add(
     corrupt, it is uploaded again. An invalid image is reported and nothing is written for
     it. Exit code 2 if any input was invalid.
     """
-    if role not in ("content", "style"):
-        raise fail(f"--role {role!r}: expected content or style")
+    if role not in ("content", "style", "video"):
+        raise fail(f"--role {role!r}: expected content, style or video")
     with user_errors():
         from db.images import check_image_fields, normalize_tags
         from storage import open_store
 
-        files, skipped = collect_paths(paths)
+        kind = "video" if role == "video" else "image"
+        files, skipped = collect_paths(paths, VIDEO_SUFFIXES if role == "video" else IMAGE_SUFFIXES)
         if not files:
-            raise fail("no image files found in " + ", ".join(str(p) for p in paths)
+            raise fail(f"no {kind} files found in " + ", ".join(str(p) for p in paths)
                        + (f" ({len(skipped)} other files skipped)" if skipped else ""))
         if title is not None and len(files) > 1:
             raise fail(f"--title names one image, but {len(files)} files were given")
@@ -133,20 +136,36 @@ def _add_one(catalog: Catalog, store: ArtifactStore, path: Path, *, role: str, t
     if existing is not None:
         return _check_duplicate(catalog, store, path, data, existing)
     try:
-        info = image_info(data, name=str(path), max_pixels=get_settings().max_image_pixels)
+        if role == "video":
+            media = _video_media(path)
+        else:
+            info = image_info(data, name=str(path), max_pixels=get_settings().max_image_pixels)
+            media = {"width": info.width, "height": info.height, "format": info.format}
     except InvalidInputError as exc:
-        return AddOutcome(str(path), "invalid", message=str(exc))
-    stored = store.put_bytes(data, suffix=_FORMAT_SUFFIXES.get(info.format, f".{info.format.lower()}"))
+        hint = "; it looks like a video: add it with --role video" if path.suffix.lower() in VIDEO_SUFFIXES else ""
+        return AddOutcome(str(path), "invalid", message=f"{exc}{hint}")
+    fmt = media["format"]
+    stored = store.put_bytes(data, suffix=_FORMAT_SUFFIXES.get(fmt, f".{fmt.lower()}"))
     with catalog.session() as session:
         image, created = register_image(
-            session, sha256=sha256, role=role, uri=stored.uri, width=info.width, height=info.height,
-            format=info.format, bytes=len(data), title=title or path.stem, artist=artist, year=year,
-            license=license, tags=tags, source_name=path.name,
+            session, sha256=sha256, role=role, uri=stored.uri, bytes=len(data), title=title or path.stem,
+            artist=artist, year=year, license=license, tags=tags, source_name=path.name, **media,
         )
         session.flush()
-        outcome = AddOutcome(str(path), "added" if created else "duplicate", image.id,
-                             f"{role}, {info.width}x{info.height} {info.format}")
+        described = f"{role}, {media['width']}x{media['height']} {fmt}"
+        if role == "video":
+            described += f", {media['frames']} frames at {media['fps']:g} fps ({media['duration_s']:.1f} s)"
+        outcome = AddOutcome(str(path), "added" if created else "duplicate", image.id, described)
     return outcome
+
+
+def _video_media(path: Path) -> dict[str, object]:
+    """Validate a clip as the video method will decode it, and describe it for the catalog."""
+    from tasks.video_io import probe_video
+
+    info = probe_video(path)
+    return {"width": info.width, "height": info.height, "format": path.suffix.lstrip(".").upper() or "VIDEO",
+            "fps": info.fps, "frames": info.frames, "duration_s": info.duration}
 
 
 def _check_duplicate(catalog: Catalog, store: ArtifactStore, path: Path, data: bytes, existing: Image) -> AddOutcome:

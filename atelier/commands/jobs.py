@@ -121,6 +121,7 @@ def add(
                 params=params,
                 priority=priority,
                 max_attempts=max_attempts,
+                content_role=content_role(method),
             )
             session.flush()
             job_id = job.id
@@ -128,6 +129,13 @@ def add(
         print_json({"id": job_id, "created": created})
     else:
         console.print(f"created job {job_id}" if created else f"job {job_id} already exists (same inputs and parameters)")
+
+
+def content_role(method: str) -> Any:
+    """Video methods (video_*) stylize clips: their content is an image of role video."""
+    from db.models import ImageRole
+
+    return ImageRole.VIDEO if method.startswith("video_") else ImageRole.CONTENT
 
 
 def select_images(session: Session, selector: str, role: str) -> list[Image]:
@@ -158,11 +166,11 @@ def matrix(
 
         params = canonical_params(method, param)
         with opened_catalog() as catalog, catalog.session() as session:
-            content_images = _unique(img for sel in contents for img in select_images(session, sel, "content"))
+            content_images = _unique(img for sel in contents for img in select_images(session, sel, content_role(method)))
             style_images = _unique(img for sel in styles for img in select_images(session, sel, "style"))
             results = [
                 add_job(session, content_id=c.id, style_ids=[s.id], method=method, params=params,
-                        priority=priority, max_attempts=max_attempts)
+                        priority=priority, max_attempts=max_attempts, content_role=content_role(method))
                 for c in content_images
                 for s in style_images
             ]

@@ -1,0 +1,101 @@
+"""`atelier stylize-video`: one clip in the style of one or more paintings, no catalog.
+
+Ruder et al.'s temporally consistent Gatys (``--method gatys``), or each frame alone
+(``--per-frame``, the flickering baseline). Writes an H.264 MP4 with the source's audio, and
+prints the clip's metrics. Prefect, boto3 and SQLAlchemy are never imported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from atelier.console import err_console, fail, user_errors
+from atelier.settings import get_settings
+
+# CLI method names -> engine methods. `itn` joins once trained networks exist (issue 8).
+VIDEO_METHODS = {"gatys": "video_gatys"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stylize-video")(stylize_video)
+
+
+def stylize_video(
+    source: Annotated[Path, typer.Argument(help="The clip to render.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="Where to write the MP4.", show_default=False)],
+    style: Annotated[list[Path], typer.Option(help="Style image (repeat to blend several).", show_default=False)],
+    method: Annotated[str, typer.Option(help="gatys (Ruder et al. 2016).")] = "gatys",
+    size: Annotated[int | None, typer.Option(help="Long side of the frames in px, even [default: 512].")] = None,
+    start: Annotated[int, typer.Option(help="First frame (from 0).")] = 0,
+    frames: Annotated[int | None, typer.Option(help="Number of frames [default: to the end].")] = None,
+    iterations: Annotated[int | None, typer.Option(help="First frame's evaluations [default: 300].")] = None,
+    frame_iterations: Annotated[int | None, typer.Option(help="Later frames' evaluations [default: 150].")] = None,
+    temporal_weight: Annotated[float | None, typer.Option(help="Temporal loss weight [default: per weights].")] = None,
+    flow: Annotated[str | None, typer.Option(help="Optical flow: dis, farneback or deepflow [default: dis].")] = None,
+    per_frame: Annotated[bool, typer.Option("--per-frame", help="Each frame alone (no temporal loss).")] = False,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Any other parameter, key=value (repeatable).")
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help="VGG weights [default: setting].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cuda, mps or cpu [default: setting].")] = None,
+) -> None:
+    """Render SOURCE in the style of --style, frame by frame along optical flow, into the MP4 OUTPUT."""
+    from atelier.commands.jobs import parse_param_options
+
+    if output.suffix.lower() != ".mp4":
+        raise fail(f"{output}: the output must be an .mp4 file")
+    if method not in VIDEO_METHODS:
+        raise fail(f"--method {method!r}: expected one of {', '.join(VIDEO_METHODS)}")
+    options: dict[str, Any] = {
+        "size": size, "start": start, "frames": frames, "iterations": iterations,
+        "frame_iterations": frame_iterations, "temporal_weight": temporal_weight, "flow": flow,
+        "temporal": False if per_frame else None,
+    }
+    raw = parse_param_options(param) | {key: value for key, value in options.items() if value is not None}
+    settings = get_settings()
+    with user_errors():
+        from style_engine.images import load_image
+        from tasks.video_render import render_clip, video_params
+
+        params = video_params(VIDEO_METHODS[method], raw)
+        if not source.is_file():
+            raise fail(f"{source}: no such file")
+        style_images = [load_image(path, max_pixels=settings.max_image_pixels) for path in style]
+        started = time.perf_counter()
+        with _frame_bar() as on_frame:
+            clip = render_clip(source, output, style_images, params, on_frame=on_frame,
+                               device=device or settings.device, weights=weights or settings.vgg_weights)
+        poster = output.with_suffix(".poster.png")
+        clip.poster.save(poster)
+        output.with_suffix(".preview.webp").write_bytes(clip.preview)
+    for note in clip.metrics["notes"]:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    m = clip.metrics
+    typer.echo(
+        f"{output} {clip.width}x{clip.height} {clip.frames} frames at {clip.fps:g} fps in "
+        f"{time.perf_counter() - started:.1f}s ({m['seconds_per_frame']:.2f} s/frame, flow {100 * m['flow_share']:.1f}%) "
+        f"warping_error={m['warping_error']:.3g} style_dist={m['style_dist']:.4g} scene_cuts={int(m['scene_cuts'])}"
+    )
+
+
+@contextmanager
+def _frame_bar() -> Iterator[Callable[[Any], None]]:
+    """A per-frame progress bar on stderr, fed by the engine's frame reports; it clears itself."""
+    columns = (TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("frames", total=None, info="")
+
+        def on_frame(report: Any) -> None:
+            info = f"{report.seconds + report.flow_seconds:.1f} s/frame"
+            if report.warping_error is not None:
+                info += f", warping error {report.warping_error:.2e}"
+            bar.update(task, completed=report.index + 1, total=report.total, info=info)
+
+        yield on_frame

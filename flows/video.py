@@ -1,0 +1,35 @@
+"""Stylize videos: claim pending video jobs and run them, one Prefect task per video.
+
+Never a task per frame (a task costs ~50 ms of API work, DESIGN.md section 6): the frames of a
+clip are the engine's loop, checkpointed to the store by the task as it goes, so a killed run
+resumes at its last finished frame when the job is claimed again (its lease expired, or a rerun).
+The nightly gallery runs video jobs too; this flow runs only them, e.g. on demand.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from db.claims import claim_jobs
+from flows.batch import open_workshop, run_batch
+from flows.report import BatchReport
+from tasks.video_render import VIDEO_METHODS
+
+
+@flow(name="stylize-video", retries=0)  # retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+def stylize_video(limit: int = 5, job_ids: list[int] | None = None, tags: list[str] | None = None) -> BatchReport:
+    """Claim up to `limit` pending video jobs (optionally these ids, or contents with these tags) and run them."""
+    workshop = open_workshop()
+
+    def claim() -> list[int]:
+        return claim_jobs(
+            workshop.catalog,
+            limit,
+            workshop.worker,
+            workshop.config.lease_seconds,
+            job_ids=job_ids or None,
+            methods=sorted(VIDEO_METHODS),
+            tags=tags or None,
+        )
+
+    return run_batch(workshop, "stylize-video", claim)

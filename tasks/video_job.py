@@ -1,0 +1,120 @@
+"""A catalog job on a video: fetch the clip, render it with per-frame checkpoints, store the results.
+
+Called by tasks.job.perform_job for video methods, inside the same recorded attempt (Run), so
+claims, leases, failures and retries behave exactly as for pictures. Finished frames are
+checkpointed to the store as they are made; a later attempt (after a kill, a crash or a
+transient error) starts at the first frame without one, and produces the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from db.checkpoints import finished_frames, record_checkpoint
+from db.jobs import JobSpec
+from db.models import ArtifactKind
+from db.runs import ArtifactRecord
+from tasks.job import lease_keeper, phase
+from tasks.workshop import Workshop
+
+LOSSES_KEY = "atelier:losses"
+
+
+def run_video(
+    workshop: Workshop, spec: JobSpec, run_id: int, timings: dict[str, float],
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> tuple[list[ArtifactRecord], dict[str, Any]]:
+    """Render job ``spec``'s clip; return its artifacts (MP4, poster, preview) and metrics."""
+    from style_engine.images import load_image
+    from tasks.video_render import render_clip, video_params
+
+    params = video_params(spec.method, spec.params)
+    label = f"video {spec.content.id} ({spec.content.uri})"
+    with phase(timings, "load"):
+        source = workshop.inputs.fetch_path(spec.content.uri, spec.content.sha256)
+        styles = [
+            load_image(workshop.inputs.fetch(ref.uri, ref.sha256), name=f"style image {ref.id} ({ref.uri})",
+                       max_pixels=workshop.config.max_image_pixels)
+            for ref in spec.styles
+        ]
+        finished = load_finished(workshop, spec.id)
+    if finished:
+        logger.info("job %d: resuming after %d checkpointed frames", spec.id, len(finished))
+    keep_lease = lease_keeper(workshop, spec.id)
+
+    def checkpoint(image: np.ndarray, report: Any) -> None:
+        save_checkpoint(workshop, spec, run_id, image, report.index, report.losses)
+        keep_lease()
+
+    def on_frame(report: Any) -> None:
+        error = "" if report.warping_error is None else f", warping error {report.warping_error:.2e}"
+        cut = ", scene cut" if report.scene_cut else ""
+        logger.info("job %d: frame %d/%s in %.1f s (%d evaluations%s%s)%s", spec.id, report.index + 1, report.total,
+                    report.seconds + report.flow_seconds, report.iterations, error, cut,
+                    " (from checkpoint)" if report.resumed else "")
+
+    with tempfile.TemporaryDirectory(prefix="atelier-video-") as folder:
+        target = Path(folder) / "out.mp4"
+        with phase(timings, "compute"):
+            clip = render_clip(
+                source, target, styles, params, label=label, finished=finished, checkpoint=checkpoint,
+                on_frame=on_frame, device=workshop.device, weights=workshop.config.weights,
+                cache=workshop.style_targets, style_keys=[ref.sha256 for ref in spec.styles],
+                style_weights=list(spec.style_weights), on_step=lambda *_: keep_lease(),
+            )
+        with phase(timings, "upload"):
+            artifacts = upload_video(workshop, target, clip)
+    return artifacts, clip.metrics
+
+
+def load_finished(workshop: Workshop, job_id: int) -> list[Any]:
+    """The frames earlier attempts finished, decoded, with the losses stored beside them."""
+    from tasks.video_render import Finished
+
+    finished = []
+    for checkpoint in finished_frames(workshop.catalog, job_id):
+        data = workshop.store.get_bytes(checkpoint.uri, sha256=checkpoint.sha256)
+        with Image.open(io.BytesIO(data)) as picture:
+            losses = json.loads(picture.info.get(LOSSES_KEY, "{}"))
+            finished.append(Finished(np.asarray(picture.convert("RGB")), losses))
+    return finished
+
+
+def save_checkpoint(
+    workshop: Workshop, spec: JobSpec, run_id: int, image: np.ndarray, index: int, losses: dict[str, float]
+) -> None:
+    """Store one finished frame (lossless PNG, so a resume continues from the very same pixels)."""
+    from style_engine.images import png_bytes
+
+    data = png_bytes(Image.fromarray(image), {"atelier:job": str(spec.id), "atelier:frame": str(index), LOSSES_KEY: losses})
+    stored = workshop.store.put_bytes(data, suffix=".png", content_type="image/png")
+    record_checkpoint(workshop.catalog, job_id=spec.id, run_id=run_id, index=index, uri=stored.uri,
+                      sha256=stored.sha256, size=stored.size, content_type=stored.content_type,
+                      width=image.shape[1], height=image.shape[0])
+
+
+def upload_video(workshop: Workshop, target: Path, clip: Any) -> list[ArtifactRecord]:
+    """The MP4 is the job's output (the artwork), the poster its thumbnail, and the short animated
+    WebP preview is the ``video`` artifact (galleries show it where an MP4 player is too heavy)."""
+    from style_engine.images import png_bytes
+
+    mp4 = workshop.store.put_file(target, suffix=".mp4", content_type="video/mp4")
+    poster = workshop.store.put_bytes(png_bytes(clip.poster), suffix=".png", content_type="image/png")
+    preview = workshop.store.put_bytes(clip.preview, suffix=".webp", content_type="image/webp")
+    return [
+        ArtifactRecord(kind=ArtifactKind.OUTPUT.value, uri=mp4.uri, sha256=mp4.sha256, bytes=mp4.size,
+                       content_type=mp4.content_type, width=clip.width, height=clip.height, frames=clip.frames,
+                       fps=clip.fps),
+        ArtifactRecord(kind=ArtifactKind.THUMBNAIL.value, uri=poster.uri, sha256=poster.sha256, bytes=poster.size,
+                       content_type=poster.content_type, width=clip.poster.width, height=clip.poster.height),
+        ArtifactRecord(kind=ArtifactKind.VIDEO.value, uri=preview.uri, sha256=preview.sha256, bytes=preview.size,
+                       content_type=preview.content_type),
+    ]
