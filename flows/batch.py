@@ -6,27 +6,26 @@ after all are done does the flow run fail, naming each failed job and its reason
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.concurrency.sync import concurrency
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
 from db.runs import jobs_of_flow_run
+from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, describe_jobs, publish
 from tasks.contact_sheet import upload_contact_sheet
 from tasks.run_job import configured_run_job
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
-# Prefect renews the slots' lease while the batch runs; a killed process frees them when
-# it lapses. 60 s is the shortest lease the Prefect API accepts.
-GPU_SLOT_LEASE_SECONDS = 60
 
 
 def open_workshop() -> Workshop:
@@ -66,28 +65,31 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
 
 @contextmanager
 def gpu_slots(workshop: Workshop) -> Iterator[None]:
-    """Hold this host's GPU concurrency slots for the batch.
+    """Hold this host's GPU slots for the batch, saying whom it waits for while it waits.
 
     Slots are taken per batch, not per job: the thread pool already caps this flow run at
-    `gpu_slots` jobs, and the limit makes concurrent flow runs on the same host (a nightly
-    run and a rerun under `serve`) wait for each other. Acquiring per job would cost an API
-    round trip each, seconds on Prefect's SQLite-backed ephemeral server.
+    `gpu_slots` jobs, and the slots make concurrent flow runs on the same host (a nightly
+    run and a rerun under `serve`) wait for each other. They are file locks
+    (flows.host_slots), so a killed holder frees them at once.
     """
-    ensure_gpu_limit(workshop.gpu_limit, workshop.config.gpu_slots)
-    with concurrency(workshop.gpu_limit, occupy=workshop.config.gpu_slots, lease_duration=GPU_SLOT_LEASE_SECONDS):
+    logger = get_run_logger()
+    host = workshop.host
+    holder = SlotHolder(
+        pid=os.getpid(),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        flow_run_name=flow_run.name,
+        since=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+    def on_wait(current: SlotHolder | None, waited: float) -> None:
+        held_by = current.describe() if current else "another process"
+        logger.info("waiting for GPU slot on %s (held by %s), %.0f s so far", host, held_by, waited)
+
+    folder = slot_folder(workshop.config.slot_dir, host)
+    with hold_slots(folder, workshop.config.gpu_slots, holder, on_wait) as waited:
+        if waited >= POLL_SECONDS:
+            logger.info("got the GPU slot on %s after waiting %.1f s", host, waited)
         yield
-
-
-def ensure_gpu_limit(name: str, slots: int) -> None:
-    """Create (or resize) the GPU concurrency limit to the configured slots.
-
-    `concurrency()` silently skips a limit that does not exist, so without this the cap
-    would not apply at all.
-    """
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name, slots)
 
 
 def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:

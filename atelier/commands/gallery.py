@@ -75,8 +75,10 @@ def run_flow_for_report(flow: Any, **parameters: Any) -> BatchReport:
     A flow run fails with BatchFailed when some jobs failed; any other failure (the catalog
     unreachable, say) is re-raised for `user_errors` to explain.
     """
+    from flows.embedded_server import start_embedded_server
     from flows.report import BatchFailed
 
+    start_embedded_server()  # before the flow: a killed command must not leave it behind
     state = flow(**parameters, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BatchFailed):
