@@ -62,11 +62,22 @@ def test_an_expired_lease_is_claimed_again_and_a_live_one_never(catalog):
 def test_a_job_whose_last_attempt_expired_fails_instead_of_being_claimed(catalog):
     (job,) = add_jobs(catalog, 1, max_attempts=1)
     assert claim_jobs(catalog, 1, "w1", 600) == [job]
+    start_run(catalog, job, "w1")
     _expire_lease(catalog, job)
     assert claim_jobs(catalog, 1, "w2", 600) == []
     with catalog.reader() as session:
         spec = job_spec(session, job)
     assert spec.status == "failed" and spec.claimed_by is None
+
+
+def test_a_claim_whose_worker_died_before_starting_is_not_counted(catalog):
+    (job,) = add_jobs(catalog, 1, max_attempts=1)
+    assert claim_jobs(catalog, 1, "killed-before-starting", 600) == [job]
+    _expire_lease(catalog, job)
+    assert claim_jobs(catalog, 1, "w2", 600) == [job]  # its only attempt never started
+    with catalog.reader() as session:
+        spec = job_spec(session, job)
+    assert (spec.claimed_by, spec.attempts) == ("w2", 1)
 
 
 def _claim_until_empty(url: str, worker: str, queue, start) -> None:

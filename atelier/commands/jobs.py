@@ -172,7 +172,8 @@ JOB_COLUMNS = {
     "method": "method",
     "content": lambda r: r["content"]["title"] or r["content"]["id"],
     "styles": styles_cell,
-    "tries": lambda r: f"{r['attempts']}/{r['max_attempts']}",
+    # attempts made / allowed so far (each rerun allows max_attempts more)
+    "tries": lambda r: f"{r['attempts']}/{r['max_attempts'] + r['uncounted_attempts']}",
     "last error": lambda r: r["last_error_type"] and f"{r['last_error_type']}: {r['last_error_message']}"[:80],
 }
 
