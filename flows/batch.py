@@ -18,11 +18,13 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
-from db.runs import jobs_of_flow_run
+from db.runs import jobs_of_flow_run, release_jobs
+from db.session import retry_unavailable
 from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, describe_jobs, publish
 from tasks.contact_sheet import upload_contact_sheet
 from tasks.run_job import configured_run_job
+from tasks.stopping import raise_if_stopped, request_stop, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
@@ -44,16 +46,22 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
     """
     logger = get_run_logger()
     with gpu_slots(workshop):
-        job_ids = claim()
+        job_ids = retry_unavailable(claim, f"{name}: claiming jobs")
         if job_ids:
             logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
-            run_jobs(workshop, job_ids)
+            try:
+                run_jobs(workshop, job_ids)
+            finally:
+                if stop_requested():
+                    release_batch(workshop, job_ids)
+    raise_if_stopped()
     # A retried flow run also reports the jobs its earlier attempts finished.
-    batch = sorted(set(job_ids) | set(jobs_of_flow_run(workshop.catalog, str(flow_run.id))))
+    earlier = retry_unavailable(lambda: jobs_of_flow_run(workshop.catalog, str(flow_run.id)), f"{name}: reading the batch")
+    batch = sorted(set(job_ids) | set(earlier))
     if not batch:
         logger.info("%s: no jobs to run", name)
         return BatchReport(name=name, lines=())
-    report = describe_jobs(workshop, name, batch)
+    report = retry_unavailable(lambda: describe_jobs(workshop, name, batch), f"{name}: reading the outcomes")
     sheet = upload_contact_sheet(workshop, [(line.thumbnail_uri, line.caption) for line in report.lines])
     report = BatchReport(name, report.lines, contact_sheet=sheet, contact_sheet_at=workshop.store.url_for(sheet))
     publish(report, key_prefix=name)
@@ -103,8 +111,25 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
     shown = 0.0
     with ThreadPoolTaskRunner(max_workers=workshop.config.gpu_slots) as runner:
         futures = [runner.submit(run_job, {"job_id": job_id, "workshop": workshop}) for job_id in job_ids]
-        for done, _ in enumerate(as_completed(futures), start=1):
-            percent = 100.0 * done / len(futures)
-            if percent - shown >= PROGRESS_STEP or done == len(futures):
-                update_progress_artifact(progress, percent)
-                shown = percent
+        try:
+            for done, _ in enumerate(as_completed(futures), start=1):
+                percent = 100.0 * done / len(futures)
+                if percent - shown >= PROGRESS_STEP or done == len(futures):
+                    update_progress_artifact(progress, percent)
+                    shown = percent
+        except BaseException as exc:
+            # SIGTERM from a worker (Prefect raises it here as TerminationSignal), Ctrl-C:
+            # stop the jobs at their next evaluation, or the pool would wait for them to end.
+            request_stop(f"the flow run is ending ({type(exc).__name__})")
+            raise
+
+
+def release_batch(workshop: Workshop, job_ids: list[int]) -> None:
+    """After a stop: give back the batch's jobs this worker still holds (claimed but not
+    started), pending again and without a counted attempt."""
+    released = retry_unavailable(
+        lambda: release_jobs(workshop.catalog, "the batch was stopped before this job started",
+                             job_ids=job_ids, worker=workshop.worker),
+        "releasing the batch's unstarted jobs",
+    )
+    get_run_logger().info("stopped: released jobs not yet started %s", released)

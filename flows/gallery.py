@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 
 from db.claims import claim_jobs
 from db.runs import jobs_of_flow_run, reset_failed
+from db.session import retry_unavailable
 from flows.batch import open_workshop, run_batch
 from flows.report import BatchReport
 from tasks.workshop import Workshop
@@ -45,6 +46,9 @@ def gallery(
 
 def reopen_failed_jobs_of_this_run(workshop: Workshop) -> None:
     """On a retry, make this flow run's failed jobs pending again so the claim picks them up."""
-    attempted = jobs_of_flow_run(workshop.catalog, str(flow_run.id))
-    reopened = reset_failed(workshop.catalog, job_ids=attempted) if attempted else []
+    def reopen() -> list[int]:
+        attempted = jobs_of_flow_run(workshop.catalog, str(flow_run.id))
+        return reset_failed(workshop.catalog, job_ids=attempted) if attempted else []
+
+    reopened = retry_unavailable(reopen, "gallery: re-opening this flow run's failed jobs")
     get_run_logger().info("retry %d of this flow run: re-opened failed jobs %s", flow_run.run_count - 1, reopened)

@@ -12,6 +12,7 @@ from prefect import flow
 
 from db.claims import claim_jobs
 from db.runs import reset_failed
+from db.session import retry_unavailable
 from flows.batch import open_workshop, run_batch
 from flows.report import BatchReport
 
@@ -29,13 +30,16 @@ def rerun_failed(
     A `since` without a time zone is taken as UTC, the catalog's clock.
     """
     workshop = open_workshop()
-    reopened = reset_failed(
-        workshop.catalog,
-        job_ids=job_ids or None,
-        since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
-        method=method,
-        error_contains=error_contains,
-        limit=max_jobs,
+    reopened = retry_unavailable(
+        lambda: reset_failed(
+            workshop.catalog,
+            job_ids=job_ids or None,
+            since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
+            method=method,
+            error_contains=error_contains,
+            limit=max_jobs,
+        ),
+        "rerun-failed: selecting failed jobs",
     )
 
     def claim() -> list[int]:
