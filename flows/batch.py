@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
@@ -24,7 +26,7 @@ from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, describe_jobs, publish
 from tasks.contact_sheet import upload_contact_sheet
 from tasks.run_job import configured_run_job
-from tasks.stopping import raise_if_stopped, request_stop, stop_requested
+from tasks.stopping import Interrupted, request_stop, stop_reason, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
@@ -37,24 +39,30 @@ def open_workshop() -> Workshop:
     return workshop
 
 
-def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> BatchReport:
+def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> BatchReport | State:
     """Claim jobs while holding this host's GPU slots, run them, then publish the contact sheet
-    and artifacts; raise BatchFailed if any job failed.
+    and artifacts; raise BatchFailed if any job failed. A stop request (tasks.stopping) ends
+    the flow run Cancelled, its unfinished jobs released.
 
     `claim()` takes the jobs from the catalog. Claiming only once the slots are held
     keeps a waiting flow run from sitting on leased jobs it cannot start.
     """
     logger = get_run_logger()
-    with gpu_slots(workshop):
-        job_ids = retry_unavailable(claim, f"{name}: claiming jobs")
-        if job_ids:
-            logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
-            try:
-                run_jobs(workshop, job_ids)
-            finally:
-                if stop_requested():
-                    release_batch(workshop, job_ids)
-    raise_if_stopped()
+    job_ids: list[int] = []
+    try:
+        with gpu_slots(workshop):
+            job_ids = retry_unavailable(claim, f"{name}: claiming jobs")
+            if job_ids:
+                logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
+                try:
+                    run_jobs(workshop, job_ids)
+                finally:
+                    if stop_requested():
+                        release_batch(workshop, job_ids)
+    except Interrupted:
+        pass  # stopped while waiting for the GPU slot: nothing was claimed
+    if stop_requested():
+        return Cancelled(message=f"{name} stopped by {stop_reason()}; its unfinished jobs are pending again")
     # A retried flow run also reports the jobs its earlier attempts finished.
     earlier = retry_unavailable(lambda: jobs_of_flow_run(workshop.catalog, str(flow_run.id)), f"{name}: reading the batch")
     batch = sorted(set(job_ids) | set(earlier))

@@ -8,6 +8,7 @@ only the jobs it attempted that failed; its succeeded jobs are never run again.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from db.claims import claim_jobs
@@ -24,7 +25,7 @@ def gallery(
     methods: list[str] | None = None,
     tags: list[str] | None = None,
     min_priority: int | None = None,
-) -> BatchReport:
+) -> BatchReport | State:
     """Claim up to `limit` pending jobs (optionally filtered) and run them."""
     workshop = open_workshop()
     if flow_run.run_count > 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from db.claims import claim_jobs
 from db.runs import reset_failed
@@ -24,7 +25,7 @@ def rerun_failed(
     method: str | None = None,
     error_contains: str | None = None,
     max_jobs: int = 100,
-) -> BatchReport:
+) -> BatchReport | State:
     """Reset the selected failed jobs to pending, claim exactly those, and run them.
 
     A `since` without a time zone is taken as UTC, the catalog's clock.

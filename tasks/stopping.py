@@ -29,10 +29,15 @@ def stop_requested() -> bool:
     return _stop.is_set()
 
 
+def stop_reason() -> str:
+    """What asked to stop (a signal's name, a cancellation), once a stop has been requested."""
+    return _reason[0] if _reason else "request"
+
+
 def raise_if_stopped() -> None:
     """The pause point: raise `Interrupted` once a stop has been requested."""
     if _stop.is_set():
-        raise Interrupted(f"stopped: {_reason[0] if _reason else 'requested'}")
+        raise Interrupted(f"stopped by {stop_reason()}")
 
 
 def clear_stop() -> None:

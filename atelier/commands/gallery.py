@@ -14,7 +14,7 @@ from rich.table import Table
 
 from atelier.commands.catalog_common import parse_time
 from atelier.commands.jobs import jobs_app
-from atelier.console import console, user_errors
+from atelier.console import console, err_console, user_errors
 
 if TYPE_CHECKING:
     from flows.report import BatchReport
@@ -73,13 +73,22 @@ def run_flow_for_report(flow: Any, **parameters: Any) -> BatchReport:
     """Run a batch flow and return its report, whether the flow run completed or failed.
 
     A flow run fails with BatchFailed when some jobs failed; any other failure (the catalog
-    unreachable, say) is re-raised for `user_errors` to explain.
+    unreachable, say) is re-raised for `user_errors` to explain. Ctrl-C or SIGTERM stops
+    the jobs, releases them, and exits 130 (flows.foreground).
     """
     from flows.embedded_server import start_embedded_server
+    from flows.foreground import INTERRUPTED_EXIT, run_stoppable
     from flows.report import BatchFailed
 
     start_embedded_server()  # before the flow: a killed command must not leave it behind
-    state = flow(**parameters, return_state=True)
+
+    def say(message: str) -> None:
+        err_console.print(message, highlight=False, soft_wrap=True)
+
+    state, stopped_by = run_stoppable(lambda: flow(**parameters, return_state=True), say)
+    if stopped_by:
+        say(f"stopped by {stopped_by}: the batch's unfinished jobs are pending again")
+        raise typer.Exit(INTERRUPTED_EXIT)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BatchFailed):
         return outcome.report
