@@ -361,14 +361,16 @@ def release_jobs(
     *,
     job_ids: Sequence[int] | None = None,
     worker: str | None = None,
+    flow_run_id: str | None = None,
     expired_only: bool = False,
 ) -> list[int]:
     """Put running jobs back to pending, unclaimed, without charging an attempt; the released ids.
 
     A job whose run had started gets that run closed as failed (`Interrupted`, with
     `reason`) and the attempt forgiven; a claim that never started a run is uncounted.
-    Restrict by ids, by the worker holding them, and to expired leases (a job whose lease
-    is live still has a worker that renews it).
+    Restrict by ids, by the worker holding them, by the Prefect flow run whose run of the
+    job is open, and to expired leases (a job whose lease is live still has a worker that
+    renews it).
     """
     now = utcnow()
     query = select(Job.id).where(Job.status == JobStatus.RUNNING)
@@ -376,6 +378,9 @@ def release_jobs(
         query = query.where(Job.id.in_(list(job_ids)))
     if worker is not None:
         query = query.where(Job.claimed_by == worker)
+    if flow_run_id is not None:
+        open_runs = select(Run.job_id).where(Run.flow_run_id == flow_run_id, Run.status == RunStatus.RUNNING)
+        query = query.where(Job.id.in_(open_runs))
     if expired_only:
         query = query.where(Job.lease_expires_at < now)
     with catalog.transaction() as connection:
@@ -401,3 +406,28 @@ def release_jobs(
         if unstarted:
             connection.execute(update(Job).where(Job.id.in_(unstarted)).values(attempts=Job.attempts - 1, **unclaim))
     return sorted(ids)
+
+
+def release_by_hand(catalog: Catalog, job_ids: Sequence[int], reason: str, *, force: bool) -> dict[int, str]:
+    """Release stuck running jobs (see `release_jobs`); what happened to each, in words.
+
+    A job whose lease is live is refused unless `force`: its worker may still be renewing
+    it, and would then lose its result. Unknown ids change nothing at all.
+    """
+    ids = sorted(set(job_ids))
+    with catalog.reader() as session:
+        jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(ids)))}
+    missing = set(ids) - set(jobs)
+    if missing:
+        raise NotFound(f"no job with id {', '.join(map(str, sorted(missing)))}; nothing was changed")
+    released = set(release_jobs(catalog, reason, job_ids=ids, expired_only=not force))
+    outcome = {}
+    for job_id, job in jobs.items():
+        if job_id in released:
+            outcome[job_id] = "released: pending again"
+        elif job.status != JobStatus.RUNNING:
+            outcome[job_id] = f"{job.status}: not running, nothing to release"
+        else:
+            outcome[job_id] = (f"refused: {job.claimed_by} holds it until {job.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC "
+                               "(--force releases it anyway; that worker's result is then discarded)")
+    return outcome

@@ -6,15 +6,17 @@ after all are done does the flow run fail, naming each failed job and its reason
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -141,3 +143,23 @@ def release_batch(workshop: Workshop, job_ids: list[int]) -> None:
         "releasing the batch's unstarted jobs",
     )
     get_run_logger().info("stopped: released jobs not yet started %s", released)
+
+
+def release_jobs_of_ended_flow_run(flow: Any, run: FlowRun, state: State) -> None:
+    """`on_cancellation` / `on_crashed` hook: give back the jobs of a flow run that will not
+    finish them (cancelled from the dashboard or `prefect flow-run cancel`, or crashed).
+
+    In the flow run's own process it first stops the jobs still computing; then it releases
+    the jobs whose run this flow run has open, from whichever process runs the hook (a
+    worker may run it outside the flow run's process), and the jobs this process claimed
+    but never started. Released jobs are pending again, with no attempt lost.
+    """
+    request_stop(f"flow run {run.name} {state.name}")
+    workshop = workshop_for(WorkshopConfig.from_settings(get_settings()))
+    reason = f"flow run {run.name} ({run.id}) was {state.name}"
+    released = retry_unavailable(
+        lambda: release_jobs(workshop.catalog, reason, flow_run_id=str(run.id))
+        + release_jobs(workshop.catalog, reason, worker=workshop.worker),
+        "releasing the jobs of an ended flow run",
+    )
+    logging.getLogger("atelier").warning("%s: released jobs %s", reason, sorted(released))

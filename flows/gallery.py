@@ -14,12 +14,13 @@ from prefect.runtime import flow_run
 from db.claims import claim_jobs
 from db.runs import jobs_of_flow_run, reset_failed
 from db.session import retry_unavailable
-from flows.batch import open_workshop, run_batch
+from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
 from flows.report import BatchReport
 from tasks.workshop import Workshop
 
 
-@flow(name="gallery", retries=0)  # retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+# retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+@flow(name="gallery", retries=0, on_cancellation=[release_jobs_of_ended_flow_run], on_crashed=[release_jobs_of_ended_flow_run])
 def gallery(
     limit: int = 50,
     methods: list[str] | None = None,

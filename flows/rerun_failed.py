@@ -14,11 +14,11 @@ from prefect.client.schemas.objects import State
 from db.claims import claim_jobs
 from db.runs import reset_failed
 from db.session import retry_unavailable
-from flows.batch import open_workshop, run_batch
+from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
 from flows.report import BatchReport
 
 
-@flow(name="rerun-failed", retries=0)
+@flow(name="rerun-failed", retries=0, on_cancellation=[release_jobs_of_ended_flow_run], on_crashed=[release_jobs_of_ended_flow_run])
 def rerun_failed(
     job_ids: list[int] | None = None,
     since: datetime | None = None,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from atelier.commands.catalog_common import parse_time
+from atelier.commands.catalog_common import opened_catalog, parse_time
 from atelier.commands.jobs import jobs_app
 from atelier.console import console, err_console, user_errors
 
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
     gallery_app.command("run")(run_gallery)
     app.add_typer(gallery_app, name="gallery")
     jobs_app.command("rerun-failed")(rerun_failed)
+    jobs_app.command("release")(release)
 
 
 def run_gallery(
@@ -67,6 +68,21 @@ def rerun_failed(
         )
     print_report(report)
     raise typer.Exit(exit_code(report))
+
+
+def release(
+    job_ids: Annotated[list[int], typer.Argument(help="Ids of running jobs to give back.", metavar="ID...")],
+    force: Annotated[bool, typer.Option(help="Release even while the lease is live (its worker's result is discarded).")] = False,
+) -> None:
+    """Put stuck running jobs back to pending (no attempt lost); refused while a lease is live unless --force."""
+    with user_errors(), opened_catalog() as catalog:
+        from db.runs import release_by_hand
+
+        outcome = release_by_hand(catalog, job_ids, "released by hand (atelier jobs release)", force=force)
+    for job_id, what in outcome.items():
+        console.print(f"job {job_id}: {what}", highlight=False, soft_wrap=True)
+    if any(what.startswith("refused") for what in outcome.values()):
+        raise typer.Exit(JOB_FAILED_EXIT)
 
 
 def run_flow_for_report(flow: Any, **parameters: Any) -> BatchReport:
