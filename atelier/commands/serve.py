@@ -28,8 +28,10 @@ def serve(
 
         from flows.deployments import served_deployments
 
-        console.print(f"serving nightly-gallery ({settings.nightly_cron}, {settings.timezone}) and rerun-failed")
+        deployments = served_deployments(settings.nightly_cron, settings.timezone)
+        names = " and ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+        console.print(f"serving {names} (nightly on {settings.nightly_cron}, {settings.timezone})")
         # Without pause_on_shutdown=False, stopping the server would pause the schedule.
         prefect_serve(
-            *served_deployments(settings.nightly_cron, settings.timezone), pause_on_shutdown=False, limit=limit
+            *deployments, pause_on_shutdown=False, limit=limit
         )
