@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from flows.host_slots import SlotHolder, hold_slots, slot_folder
 from tests.fixtures.prefect import catalog_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -88,6 +87,7 @@ def test_a_signal_mid_job_releases_the_jobs_and_exits_130(signum, prefect_api, a
 
 def test_ctrl_c_while_waiting_for_the_gpu_slot_says_who_holds_it_and_exits_130(prefect_api, atelier, tmp_path):
     from db.models import Job
+    from flows.host_slots import SlotHolder, hold_slots, slot_folder
 
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", host=HOST)
     two_long_jobs(app, tmp_path)
