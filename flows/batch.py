@@ -15,8 +15,8 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import as_completed
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -149,12 +149,12 @@ def release_jobs_of_ended_flow_run(flow: Any, run: FlowRun, state: State) -> Non
     """`on_cancellation` / `on_crashed` hook: give back the jobs of a flow run that will not
     finish them (cancelled from the dashboard or `prefect flow-run cancel`, or crashed).
 
-    In the flow run's own process it first stops the jobs still computing; then it releases
-    the jobs whose run this flow run has open, from whichever process runs the hook (a
-    worker may run it outside the flow run's process), and the jobs this process claimed
-    but never started. Released jobs are pending again, with no attempt lost.
+    The flow run's own process has already stopped its jobs (a cancelling worker sends it
+    SIGTERM, which `run_jobs` turns into a stop request). This releases what is left: the
+    jobs whose run this flow run has open, from whichever process runs the hook (a worker
+    may run it outside the flow run's process), and the jobs this process claimed but never
+    started. Released jobs are pending again, with no attempt lost.
     """
-    request_stop(f"flow run {run.name} {state.name}")
     workshop = workshop_for(WorkshopConfig.from_settings(get_settings()))
     reason = f"flow run {run.name} ({run.id}) was {state.name}"
     released = retry_unavailable(

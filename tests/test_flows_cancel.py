@@ -54,7 +54,6 @@ def test_the_cancellation_hook_releases_the_flow_runs_jobs(atelier, catalog_url,
     from db.runs import start_run
     from flows.batch import release_jobs_of_ended_flow_run
     from flows.gallery import gallery
-    from tasks.stopping import clear_stop, stop_requested
 
     assert release_jobs_of_ended_flow_run in gallery.on_cancellation_hooks + gallery.on_crashed_hooks
     app = atelier(catalog_url, f"file://{tmp_path / 'store'}")
@@ -67,11 +66,7 @@ def test_the_cancellation_hook_releases_the_flow_runs_jobs(atelier, catalog_url,
     claim_jobs(workshop.catalog, 1, workshop.worker, 600, job_ids=[claimed_here])
     claim_jobs(workshop.catalog, 1, "other-run:9", 600, job_ids=[someone_elses])
 
-    try:
-        release_jobs_of_ended_flow_run(gallery, flow_run, Cancelled())
-        assert stop_requested()  # jobs still computing in this process stop at their next step
-    finally:
-        clear_stop()
+    release_jobs_of_ended_flow_run(gallery, flow_run, Cancelled())
 
     assert {job.id: job.status for job in catalog_rows(app, Job)} == {
         started_elsewhere: "pending", claimed_here: "pending", someone_elses: "running"}
