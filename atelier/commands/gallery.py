@@ -71,7 +71,7 @@ def rerun_failed(
 
 
 def release(
-    job_ids: Annotated[list[int], typer.Argument(help="Ids of running jobs to give back.", show_default=False)],
+    job_ids: Annotated[list[int], typer.Argument(help="Ids of running jobs to give back.", metavar="ID")],
     force: Annotated[bool, typer.Option(help="Release even while the lease is live (its worker's result is discarded).")] = False,
 ) -> None:
     """Put stuck running jobs back to pending (no attempt lost); refused while a lease is live unless --force."""
