@@ -22,7 +22,6 @@ import subprocess
 import threading
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 PR_SET_PDEATHSIG = 1
 
@@ -50,9 +49,12 @@ def _server_class() -> type:
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
             # Prefect's module spawns through `subprocess.Popen`; only that name, in that
             # module, for this one call, gets the parent-death signal added.
-            spawner = SimpleNamespace(Popen=_popen_dying_with(os.getpid()))
-            with mock.patch.object(server_module, "subprocess", spawner):
+            prefect_subprocess = server_module.subprocess
+            server_module.subprocess = SimpleNamespace(Popen=_popen_dying_with(os.getpid()))
+            try:
                 return super()._run_uvicorn_command()
+            finally:
+                server_module.subprocess = prefect_subprocess
 
     return ServerDyingWithParent
 
