@@ -40,8 +40,11 @@ class Command:
     def wait_for(self, condition, what: str, seconds: float = 180) -> None:
         deadline = time.monotonic() + seconds
         while not condition():
-            assert self.process.poll() is None, f"exited before {what}:\n{self.output}"
-            assert time.monotonic() < deadline, f"never {what}:\n{self.output}"
+            exited = self.process.poll() is not None
+            if exited or time.monotonic() > deadline:
+                self.process.kill()  # never leave it behind
+                self.process.wait()
+                raise AssertionError(f"{'exited before' if exited else 'never'} {what}:\n{self.output}")
             time.sleep(0.2)
 
     def stop(self, signum: int) -> tuple[int, float]:
