@@ -180,3 +180,29 @@ def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float
     if not renewed:
         raise LeaseLost(f"job {job_id} is no longer claimed by {worker}")
     return expires
+
+
+def holders_on_host(catalog: Catalog, host: str) -> list[str]:
+    """The workers (`host:pid`) of `host` that hold running jobs."""
+    with catalog.reader() as session:
+        held = select(Job.claimed_by).where(
+            Job.status == JobStatus.RUNNING, Job.claimed_by.startswith(f"{host}:", autoescape=True)
+        )
+        return sorted(set(session.scalars(held.distinct())))
+
+
+def expire_leases(catalog: Catalog, workers: Sequence[str]) -> list[int]:
+    """End the leases of `workers`' running jobs now (the workers are known to be dead), so
+    that the next claim takes the jobs up as it would after their leases ran out."""
+    if not workers:
+        return []
+    now = utcnow()
+    with catalog.transaction() as connection:
+        return sorted(
+            connection.scalars(
+                update(Job)
+                .where(Job.status == JobStatus.RUNNING, Job.claimed_by.in_(list(workers)))
+                .values(lease_expires_at=now - timedelta(seconds=1))
+                .returning(Job.id)
+            )
+        )

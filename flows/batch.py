@@ -22,6 +22,7 @@ from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
+from db.claims import expire_leases, holders_on_host
 from db.runs import jobs_of_flow_run, release_jobs
 from db.session import retry_unavailable
 from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
@@ -53,6 +54,7 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
     job_ids: list[int] = []
     try:
         with gpu_slots(workshop):
+            retry_unavailable(lambda: take_back_jobs_of_dead_processes(workshop), f"{name}: recovering jobs")
             job_ids = retry_unavailable(claim, f"{name}: claiming jobs")
             if job_ids:
                 logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
@@ -108,6 +110,34 @@ def gpu_slots(workshop: Workshop) -> Iterator[None]:
         if waited >= POLL_SECONDS:
             logger.info("got the GPU slot on %s after waiting %.1f s", host, waited)
         yield
+
+
+def take_back_jobs_of_dead_processes(workshop: Workshop) -> None:
+    """End the leases of jobs held by processes of this host that have died (killed, out of
+    memory), so that this batch's claim takes them up now instead of after their lease.
+
+    Safe because this process holds all of the host's GPU slots: no other batch of this
+    host is running, and a worker whose pid is gone from this machine cannot renew its
+    lease. The claim then treats them as expired: a started attempt is closed as
+    LeaseExpired and counted, a never-started one is not counted. (ATELIER_HOST must name
+    one machine: the pids are checked on this one.)
+    """
+    dead = [worker for worker in holders_on_host(workshop.catalog, workshop.host)
+            if worker != workshop.worker and not process_alive(worker.rsplit(":", 1)[1])]
+    taken_back = expire_leases(workshop.catalog, dead)
+    if taken_back:
+        get_run_logger().info("taking up jobs %s of dead processes %s on %s", taken_back, dead, workshop.host)
+
+
+def process_alive(pid_text: str) -> bool:
+    """Whether a process with this pid exists on this machine (an unreadable pid counts as alive)."""
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True
 
 
 def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:

@@ -110,3 +110,19 @@ def test_four_processes_claim_each_of_400_jobs_exactly_once(postgres_url):
     claimed = [job for result in results for job in result]
     assert sorted(claimed) == jobs  # every job, none twice
     assert sum(1 for result in results if result) >= 2  # the claimers really overlapped
+
+
+def test_expired_leases_of_dead_workers_are_claimed_at_once(catalog):
+    from db.claims import expire_leases, holders_on_host
+
+    started, unstarted, elsewhere = add_jobs(catalog, 3, max_attempts=1)
+    claim_jobs(catalog, 2, "gpu_1:4242", 1800, job_ids=[started, unstarted])
+    claim_jobs(catalog, 1, "gpu-1:77", 1800, job_ids=[elsewhere])  # `_` in a host is no wildcard
+    start_run(catalog, started, "gpu_1:4242")
+    assert holders_on_host(catalog, "gpu_1") == ["gpu_1:4242"]
+    assert expire_leases(catalog, ["gpu_1:4242"]) == [started, unstarted]
+    # Its started attempt was its last: it fails (LeaseExpired); the unstarted one is claimed, uncounted.
+    assert claim_jobs(catalog, 5, "gpu_1:5000", 1800) == [unstarted]
+    with catalog.reader() as session:
+        assert (job_spec(session, started).status, job_spec(session, unstarted).attempts) == ("failed", 1)
+        assert job_spec(session, elsewhere).claimed_by == "gpu-1:77"
