@@ -6,7 +6,10 @@ receives explicit values, so that tests and library users never depend on ambien
 
 from __future__ import annotations
 
+import re
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -33,6 +36,11 @@ class Settings(BaseSettings):
     cache_dir: str = "./.atelier/cache"
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     gpu_slots: int = Field(default=1, ge=1)
+    # This machine's name for its GPU slots, runs and workers; empty: the hostname. Two
+    # workers on one machine with different names act as two hosts.
+    host: str = ""
+    # Where each host keeps one lock file per GPU slot (one folder per host name).
+    slot_dir: str = str(Path(tempfile.gettempdir()) / "atelier-gpu-slots")
     vgg_weights: str = "caffe"
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     lease_seconds: int = Field(default=1800, ge=10)
@@ -43,6 +51,13 @@ class Settings(BaseSettings):
     nightly_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     work_pool: str = "atelier"
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_a_plain_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError(f"ATELIER_HOST {value!r}: use letters, digits, '.', '_' and '-' only")
+        return value
 
     @field_validator("s3_endpoint_url", "store_public_url", mode="before")
     @classmethod

@@ -1,7 +1,9 @@
 """Atomic job claiming with leases.
 
 A job is claimable when it is `pending`, or `running` with an expired lease (its worker
-died), and it still has attempts left. Claiming sets the lease and counts an attempt.
+died), and it still has attempts left. Claiming sets the lease and counts an attempt:
+`attempts` becomes the job's runs plus one, so a claim whose worker died before it started
+a run is not counted twice (nor charged) when the job is claimed again.
 
 PostgreSQL: one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`, so
 concurrent claimers pass over each other's rows instead of waiting or double-claiming.
@@ -16,10 +18,10 @@ run history never shows a run "running" forever.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import CTE, Connection, ColumnElement, Select, and_, exists, or_, select, update
+from sqlalchemy import CTE, ColumnElement, Connection, Select, and_, exists, func, or_, select, update
 
 from db.errors import InvalidRequest, LeaseLost
 from db.images import normalize_tags
@@ -33,9 +35,19 @@ def _expired(now: datetime) -> ColumnElement[bool]:
     return and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
 
 
+def _runs_of_job() -> Any:
+    return select(func.count(Run.id)).where(Run.job_id == Job.id).scalar_subquery()
+
+
+def _started_attempts_left() -> ColumnElement[bool]:
+    """Attempts that started (runs) and are charged, fewer than allowed: a claim that never
+    started its run is not charged."""
+    return _runs_of_job() - Job.uncounted_attempts < Job.max_attempts
+
+
 def _rescuable(now: datetime) -> ColumnElement[bool]:
     """Running, but its worker stopped renewing the lease, and attempts are left."""
-    return and_(_expired(now), Job.attempts < Job.max_attempts)
+    return and_(_expired(now), _started_attempts_left())
 
 
 def _filters(
@@ -89,7 +101,7 @@ def claim_jobs(
         "status": JobStatus.RUNNING,
         "claimed_by": worker,
         "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "attempts": Job.attempts + 1,
+        "attempts": _runs_of_job() + 1,
         "updated_at": now,
     }
     with catalog.transaction() as connection:
@@ -101,7 +113,7 @@ def claim_jobs(
             _close_orphaned_runs(connection, rescued, now, "lease expired; the job was claimed again")
         fresh = []
         if len(rescued) < n:
-            pending = and_(Job.status == JobStatus.PENDING, Job.attempts < Job.max_attempts)
+            pending = and_(Job.status == JobStatus.PENDING, Job.attempts - Job.uncounted_attempts < Job.max_attempts)
             fresh = _claim_where(connection, catalog.dialect, n - len(rescued), pending, conditions, claim)
     return sorted(rescued + fresh)
 
@@ -127,7 +139,7 @@ def _locked(query: Select[tuple[int]], dialect: str) -> CTE:
 
 def _fail_exhausted_leases(connection: Connection, now: datetime, dialect: str) -> None:
     """Expired leases on jobs without attempts left: the job fails instead of hanging."""
-    stuck = select(Job.id).where(_expired(now), Job.attempts >= Job.max_attempts)
+    stuck = select(Job.id).where(_expired(now), ~_started_attempts_left())
     message = "the worker's lease expired on its last attempt"
     failed = list(
         connection.scalars(
@@ -168,3 +180,29 @@ def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float
     if not renewed:
         raise LeaseLost(f"job {job_id} is no longer claimed by {worker}")
     return expires
+
+
+def holders_on_host(catalog: Catalog, host: str) -> list[str]:
+    """The workers (`host:pid`) of `host` that hold running jobs."""
+    with catalog.reader() as session:
+        held = select(Job.claimed_by).where(
+            Job.status == JobStatus.RUNNING, Job.claimed_by.startswith(f"{host}:", autoescape=True)
+        )
+        return sorted(set(session.scalars(held.distinct())))
+
+
+def expire_leases(catalog: Catalog, workers: Sequence[str]) -> list[int]:
+    """End the leases of `workers`' running jobs now (the workers are known to be dead), so
+    that the next claim takes the jobs up as it would after their leases ran out."""
+    if not workers:
+        return []
+    now = utcnow()
+    with catalog.transaction() as connection:
+        return sorted(
+            connection.scalars(
+                update(Job)
+                .where(Job.status == JobStatus.RUNNING, Job.claimed_by.in_(list(workers)))
+                .values(lease_expires_at=now - timedelta(seconds=1))
+                .returning(Job.id)
+            )
+        )

@@ -161,6 +161,11 @@ class Job(Base):
     `idempotency_key` makes adding the same work twice a no-op. `claimed_by` and
     `lease_expires_at` form the lease: a running job whose lease has passed is claimable
     again, because its worker is presumed dead.
+
+    `attempts` counts every attempt ever made (it equals the job's runs, plus one while a
+    claim has not started its run yet). Only `attempts - uncounted_attempts` is charged
+    against `max_attempts`: a rerun forgives the attempts before it, and an attempt that
+    was interrupted on request is forgiven too.
     """
 
     __tablename__ = "jobs"
@@ -174,6 +179,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)
+    uncounted_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)

@@ -216,6 +216,7 @@ def job_dict(job: Job, *, runs: bool = False) -> dict[str, Any]:
         "priority": job.priority,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        "uncounted_attempts": job.uncounted_attempts,
         "claimed_by": job.claimed_by,
         "lease_expires_at": job.lease_expires_at,
         "idempotency_key": job.idempotency_key,

@@ -141,7 +141,10 @@ _RELEASE_JOB = (
     .where(_held())
     .values(
         status=case(
-            (and_(_p("retry", Boolean()), Job.attempts < Job.max_attempts), literal(JobStatus.PENDING.value)),
+            (
+                and_(_p("retry", Boolean()), Job.attempts - Job.uncounted_attempts < Job.max_attempts),
+                literal(JobStatus.PENDING.value),
+            ),
             else_=_p("outcome", String()),
         ),
         claimed_by=None,
@@ -280,6 +283,9 @@ def reset_failed(
 ) -> list[int]:
     """Make failed jobs pending again with a fresh attempt budget; returns their ids.
 
+    The attempts made so far stay counted in `attempts` (the job's history) and are
+    forgiven (`uncounted_attempts`), so the budget starts afresh.
+
     Succeeded jobs are never touched, so a rerun can only redo what has not succeeded.
     """
     query = select(Job.id).where(Job.status == JobStatus.FAILED).order_by(Job.id)
@@ -298,7 +304,7 @@ def reset_failed(
         ids = list(connection.scalars(query))
         if not ids:
             return []
-        return _move_jobs(connection, ids, (JobStatus.FAILED,), JobStatus.PENDING, attempts=0)
+        return _move_jobs(connection, ids, (JobStatus.FAILED,), JobStatus.PENDING, uncounted_attempts=Job.attempts)
 
 
 def cancel_jobs(catalog: Catalog, job_ids: Sequence[int], *, undo: bool = False) -> dict[int, str]:
@@ -313,7 +319,7 @@ def cancel_jobs(catalog: Catalog, job_ids: Sequence[int], *, undo: bool = False)
         if missing:
             raise NotFound(f"no job with id {', '.join(map(str, sorted(missing)))}; nothing was changed")
         if undo:
-            _move_jobs(connection, ids, (JobStatus.CANCELLED,), JobStatus.PENDING, attempts=0)
+            _move_jobs(connection, ids, (JobStatus.CANCELLED,), JobStatus.PENDING, uncounted_attempts=Job.attempts)
         else:
             _move_jobs(connection, ids, (JobStatus.PENDING, JobStatus.FAILED), JobStatus.CANCELLED)
         statuses = connection.execute(select(Job.id, Job.status).where(Job.id.in_(ids)))
@@ -341,3 +347,84 @@ def jobs_of_flow_run(catalog: Catalog, flow_run_id: str) -> list[int]:
     """
     with catalog.reader() as session:
         return sorted(set(session.scalars(select(Run.job_id).where(Run.flow_run_id == flow_run_id))))
+
+
+INTERRUPTED = "Interrupted"
+
+
+def release_jobs(
+    catalog: Catalog,
+    reason: str,
+    *,
+    job_ids: Sequence[int] | None = None,
+    worker: str | None = None,
+    flow_run_id: str | None = None,
+    expired_only: bool = False,
+) -> list[int]:
+    """Put running jobs back to pending, unclaimed, without charging an attempt; the released ids.
+
+    A job whose run had started gets that run closed as failed (`Interrupted`, with
+    `reason`) and the attempt forgiven; a claim that never started a run is uncounted.
+    Restrict by ids, by the worker holding them, by the Prefect flow run whose run of the
+    job is open, and to expired leases (a job whose lease is live still has a worker that
+    renews it).
+    """
+    now = utcnow()
+    query = select(Job.id).where(Job.status == JobStatus.RUNNING)
+    if job_ids is not None:
+        query = query.where(Job.id.in_(list(job_ids)))
+    if worker is not None:
+        query = query.where(Job.claimed_by == worker)
+    if flow_run_id is not None:
+        open_runs = select(Run.job_id).where(Run.flow_run_id == flow_run_id, Run.status == RunStatus.RUNNING)
+        query = query.where(Job.id.in_(open_runs))
+    if expired_only:
+        query = query.where(Job.lease_expires_at < now)
+    with catalog.transaction() as connection:
+        ids = list(connection.scalars(query.with_for_update()))
+        if not ids:
+            return []
+        started = set(
+            connection.scalars(
+                update(Run)
+                .where(Run.job_id.in_(ids), Run.status == RunStatus.RUNNING)
+                .values(status=RunStatus.FAILED, finished_at=now, error_type=INTERRUPTED, error_message=reason,
+                        duration_s=_SecondsBetween(Run.started_at, now))
+                .returning(Run.job_id)
+            )
+        )
+        unclaim = {"status": JobStatus.PENDING, "claimed_by": None, "lease_expires_at": None, "updated_at": now,
+                   "last_error_type": INTERRUPTED, "last_error_message": reason}
+        if started:
+            connection.execute(
+                update(Job).where(Job.id.in_(started)).values(uncounted_attempts=Job.uncounted_attempts + 1, **unclaim)
+            )
+        unstarted = sorted(set(ids) - started)
+        if unstarted:
+            connection.execute(update(Job).where(Job.id.in_(unstarted)).values(attempts=Job.attempts - 1, **unclaim))
+    return sorted(ids)
+
+
+def release_by_hand(catalog: Catalog, job_ids: Sequence[int], reason: str, *, force: bool) -> dict[int, str]:
+    """Release stuck running jobs (see `release_jobs`); what happened to each, in words.
+
+    A job whose lease is live is refused unless `force`: its worker may still be renewing
+    it, and would then lose its result. Unknown ids change nothing at all.
+    """
+    ids = sorted(set(job_ids))
+    with catalog.reader() as session:
+        jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(ids)))}
+    missing = set(ids) - set(jobs)
+    if missing:
+        raise NotFound(f"no job with id {', '.join(map(str, sorted(missing)))}; nothing was changed")
+    released = set(release_jobs(catalog, reason, job_ids=ids, expired_only=not force))
+    outcome = {}
+    for job_id, job in jobs.items():
+        if job_id in released:
+            outcome[job_id] = "released: pending again"
+        elif job.status != JobStatus.RUNNING:
+            outcome[job_id] = f"{job.status}: not running, nothing to release"
+        else:
+            outcome[job_id] = (f"refused: {job.claimed_by} holds it until {job.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC "
+                               "(--force releases it anyway; that worker's result is then discarded)")
+    return outcome

@@ -8,11 +8,13 @@ transaction that reads and then writes never fails to upgrade its lock halfway t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
@@ -24,6 +26,11 @@ from redaction import mask_url, redact
 
 SQLITE_BUSY_TIMEOUT_S = 30
 POSTGRES_CONNECT_TIMEOUT_S = 5
+# A unit of catalog work whose connection dropped is retried this often, after these
+# delays (about 7 s in all: a server restart or a failover, not an outage).
+UNAVAILABLE_RETRY_DELAYS_S = (0.5, 2.0, 4.5)
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
 _BEGIN_OPTION = "sqlite_begin"
 
 
@@ -35,9 +42,11 @@ def make_engine(url: str) -> Engine:
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
         connect_args.update(connect_timeout=POSTGRES_CONNECT_TIMEOUT_S)
-    # No pool_pre_ping: it costs a round trip per transaction; a connection dropped by a
-    # server restart surfaces as CatalogUnavailable, which callers retry.
-    return create_engine(parsed, connect_args=connect_args)
+    # pool_pre_ping: a pooled connection that the server dropped while it sat idle (a
+    # restart, pg_terminate_backend, an idle timeout; a run waits long for its GPU slot) is
+    # replaced on checkout instead of failing the next statement. It costs one round trip
+    # per checkout; a drop in the middle of a transaction is left to `retry_unavailable`.
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -141,6 +150,22 @@ def open_catalog(url: str, *, check_schema: bool = True, create_if_empty: bool =
         catalog.dispose()
         raise
     return catalog
+
+
+def retry_unavailable(action: Callable[[], T], what: str, delays: tuple[float, ...] = UNAVAILABLE_RETRY_DELAYS_S) -> T:
+    """`action()`, run again after each delay while it fails with CatalogUnavailable.
+
+    Only for units of work that are one transaction each, or safe to repeat (a claim, a
+    read, closing a run): a dropped connection rolls the transaction back, so the retry
+    starts from scratch. The last failure is raised.
+    """
+    for delay in delays:
+        try:
+            return action()
+        except CatalogUnavailable as exc:
+            _log.warning("%s: %s; retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+    return action()
 
 
 @contextmanager

@@ -6,26 +6,32 @@ after all are done does the flow run fail, naming each failed job and its reason
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.concurrency.sync import concurrency
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from atelier.settings import get_settings
-from db.runs import jobs_of_flow_run
+from db.claims import expire_leases, holders_on_host
+from db.runs import jobs_of_flow_run, release_jobs
+from db.session import retry_unavailable
+from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, report_batch
 from tasks.run_job import configured_run_job
+from tasks.stopping import Interrupted, request_stop, stop_reason, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
-# Prefect renews the slots' lease while the batch runs; a killed process frees them when
-# it lapses. 60 s is the shortest lease the Prefect API accepts.
-GPU_SLOT_LEASE_SECONDS = 60
 
 
 def open_workshop() -> Workshop:
@@ -35,25 +41,40 @@ def open_workshop() -> Workshop:
     return workshop
 
 
-def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> BatchReport:
+def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> BatchReport | State:
     """Claim jobs while holding this host's GPU slots, run them, then publish the contact sheet
-    and artifacts; raise BatchFailed if any job failed.
+    and artifacts; raise BatchFailed if any job failed. A stop request (tasks.stopping) ends
+    the flow run Cancelled, its unfinished jobs released.
 
     `claim()` takes the jobs from the catalog. Claiming only once the slots are held
     keeps a waiting flow run from sitting on leased jobs it cannot start.
     """
     logger = get_run_logger()
-    with gpu_slots(workshop):
-        job_ids = claim()
-        if job_ids:
-            logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
-            run_jobs(workshop, job_ids)
+    job_ids: list[int] = []
+    try:
+        with gpu_slots(workshop):
+            retry_unavailable(lambda: take_back_jobs_of_dead_processes(workshop), f"{name}: recovering jobs")
+            job_ids = retry_unavailable(claim, f"{name}: claiming jobs")
+            if job_ids:
+                logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
+                try:
+                    run_jobs(workshop, job_ids)
+                finally:
+                    if stop_requested():
+                        release_batch(workshop, job_ids)
+    except Interrupted:
+        pass  # stopped while waiting for the GPU slot: nothing was claimed
+    if stop_requested():
+        return Cancelled(message=f"{name} stopped by {stop_reason()}; its unfinished jobs are pending again")
     # A retried flow run also reports the jobs its earlier attempts finished.
-    batch = sorted(set(job_ids) | set(jobs_of_flow_run(workshop.catalog, str(flow_run.id))))
+    earlier = retry_unavailable(lambda: jobs_of_flow_run(workshop.catalog, str(flow_run.id)), f"{name}: reading the batch")
+    batch = sorted(set(job_ids) | set(earlier))
     if not batch:
         logger.info("%s: no jobs to run", name)
         return BatchReport(name=name, lines=())
-    report = report_batch(workshop, name, batch, logger, public_url=get_settings().store_public_url)
+    public_url = get_settings().store_public_url
+    report = retry_unavailable(lambda: report_batch(workshop, name, batch, logger, public_url=public_url),
+                               f"{name}: reporting the outcomes")
     logger.info("%s; contact sheet %s", report.headline(), report.contact_sheet)
     if report.failed:
         raise BatchFailed(report)
@@ -62,28 +83,59 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
 
 @contextmanager
 def gpu_slots(workshop: Workshop) -> Iterator[None]:
-    """Hold this host's GPU concurrency slots for the batch.
+    """Hold this host's GPU slots for the batch, saying whom it waits for while it waits.
 
     Slots are taken per batch, not per job: the thread pool already caps this flow run at
-    `gpu_slots` jobs, and the limit makes concurrent flow runs on the same host (a nightly
-    run and a rerun under `serve`) wait for each other. Acquiring per job would cost an API
-    round trip each, seconds on Prefect's SQLite-backed ephemeral server.
+    `gpu_slots` jobs, and the slots make concurrent flow runs on the same host (a nightly
+    run and a rerun under `serve`) wait for each other. They are file locks
+    (flows.host_slots), so a killed holder frees them at once.
     """
-    ensure_gpu_limit(workshop.gpu_limit, workshop.config.gpu_slots)
-    with concurrency(workshop.gpu_limit, occupy=workshop.config.gpu_slots, lease_duration=GPU_SLOT_LEASE_SECONDS):
+    logger = get_run_logger()
+    host = workshop.host
+    holder = SlotHolder(
+        pid=os.getpid(),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        flow_run_name=flow_run.name,
+        since=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+    def on_wait(current: SlotHolder | None, waited: float) -> None:
+        held_by = current.describe() if current else "another process"
+        logger.info("waiting for GPU slot on %s (held by %s), %.0f s so far", host, held_by, waited)
+
+    folder = slot_folder(workshop.config.slot_dir, host)
+    with hold_slots(folder, workshop.config.gpu_slots, holder, on_wait) as waited:
+        if waited >= POLL_SECONDS:
+            logger.info("got the GPU slot on %s after waiting %.1f s", host, waited)
         yield
 
 
-def ensure_gpu_limit(name: str, slots: int) -> None:
-    """Create (or resize) the GPU concurrency limit to the configured slots.
+def take_back_jobs_of_dead_processes(workshop: Workshop) -> None:
+    """End the leases of jobs held by processes of this host that have died (killed, out of
+    memory), so that this batch's claim takes them up now instead of after their lease.
 
-    `concurrency()` silently skips a limit that does not exist, so without this the cap
-    would not apply at all.
+    Safe because this process holds all of the host's GPU slots: no other batch of this
+    host is running, and a worker whose pid is gone from this machine cannot renew its
+    lease. The claim then treats them as expired: a started attempt is closed as
+    LeaseExpired and counted, a never-started one is not counted. (ATELIER_HOST must name
+    one machine: the pids are checked on this one.)
     """
-    from prefect.client.orchestration import get_client
+    dead = [worker for worker in holders_on_host(workshop.catalog, workshop.host)
+            if worker != workshop.worker and not process_alive(worker.rsplit(":", 1)[1])]
+    taken_back = expire_leases(workshop.catalog, dead)
+    if taken_back:
+        get_run_logger().info("taking up jobs %s of dead processes %s on %s", taken_back, dead, workshop.host)
 
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name, slots)
+
+def process_alive(pid_text: str) -> bool:
+    """Whether a process with this pid exists on this machine (an unreadable pid counts as alive)."""
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True
 
 
 def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
@@ -97,8 +149,45 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
     shown = 0.0
     with ThreadPoolTaskRunner(max_workers=workshop.config.gpu_slots) as runner:
         futures = [runner.submit(run_job, {"job_id": job_id, "workshop": workshop}) for job_id in job_ids]
-        for done, _ in enumerate(as_completed(futures), start=1):
-            percent = 100.0 * done / len(futures)
-            if percent - shown >= PROGRESS_STEP or done == len(futures):
-                update_progress_artifact(progress, percent)
-                shown = percent
+        try:
+            for done, _ in enumerate(as_completed(futures), start=1):
+                percent = 100.0 * done / len(futures)
+                if percent - shown >= PROGRESS_STEP or done == len(futures):
+                    update_progress_artifact(progress, percent)
+                    shown = percent
+        except BaseException as exc:
+            # SIGTERM from a worker (Prefect raises it here as TerminationSignal), Ctrl-C:
+            # stop the jobs at their next evaluation, or the pool would wait for them to end.
+            request_stop(f"the flow run is ending ({type(exc).__name__})")
+            raise
+
+
+def release_batch(workshop: Workshop, job_ids: list[int]) -> None:
+    """After a stop: give back the batch's jobs this worker still holds (claimed but not
+    started), pending again and without a counted attempt."""
+    released = retry_unavailable(
+        lambda: release_jobs(workshop.catalog, "the batch was stopped before this job started",
+                             job_ids=job_ids, worker=workshop.worker),
+        "releasing the batch's unstarted jobs",
+    )
+    get_run_logger().info("stopped: released jobs not yet started %s", released)
+
+
+def release_jobs_of_ended_flow_run(flow: Any, run: FlowRun, state: State) -> None:
+    """`on_cancellation` / `on_crashed` hook: give back the jobs of a flow run that will not
+    finish them (cancelled from the dashboard or `prefect flow-run cancel`, or crashed).
+
+    The flow run's own process has already stopped its jobs (a cancelling worker sends it
+    SIGTERM, which `run_jobs` turns into a stop request). This releases what is left: the
+    jobs whose run this flow run has open, from whichever process runs the hook (a worker
+    may run it outside the flow run's process), and the jobs this process claimed but never
+    started. Released jobs are pending again, with no attempt lost.
+    """
+    workshop = workshop_for(WorkshopConfig.from_settings(get_settings()))
+    reason = f"flow run {run.name} ({run.id}) was {state.name}"
+    released = retry_unavailable(
+        lambda: release_jobs(workshop.catalog, reason, flow_run_id=str(run.id))
+        + release_jobs(workshop.catalog, reason, worker=workshop.worker),
+        "releasing the jobs of an ended flow run",
+    )
+    logging.getLogger("atelier").warning("%s: released jobs %s", reason, sorted(released))

@@ -1,7 +1,11 @@
-"""The deployments `atelier serve` runs; deployments/prefect.yaml declares the same two.
+"""The deployments `atelier serve` runs; deployments/prefect.yaml declares the same two for
+a work pool.
 
-Keeping names, entrypoints and defaults here means `serve` and `prefect deploy --all`
-offer users the same runs (a test checks the YAML against this module).
+Keeping entrypoints and defaults here means `serve` and `prefect deploy --all` offer users
+the same runs (a test checks the YAML against this module). Their names differ on purpose
+(`SERVED_SUFFIX`): a deployment is identified by flow and name, so `serve` registering
+`nightly-gallery` would overwrite the work-pool deployment of that name with one that has
+no work pool and no working-directory step, and the worker would then crash its runs.
 """
 
 from __future__ import annotations
@@ -20,24 +24,25 @@ if TYPE_CHECKING:
 NIGHTLY_GALLERY = "nightly-gallery"
 RERUN_FAILED = "rerun-failed"
 STYLIZE_VIDEO = "stylize-video"
+SERVED_SUFFIX = "-served"
 
 
 def served_deployments(cron: str, timezone: str) -> list[RunnerDeployment]:
     """The nightly gallery on `cron` in `timezone`, and rerun-failed and stylize-video (run on demand)."""
     return [
         gallery.to_deployment(
-            name=NIGHTLY_GALLERY,
+            name=NIGHTLY_GALLERY + SERVED_SUFFIX,
             schedules=[Cron(cron, timezone=timezone)],
             description="Stylize the catalog's pending jobs and lay out a contact sheet.",
             tags=["atelier"],
         ),
         rerun_failed.to_deployment(
-            name=RERUN_FAILED,
+            name=RERUN_FAILED + SERVED_SUFFIX,
             description="Reset failed jobs (by id, date, method or error text) and run them again.",
             tags=["atelier"],
         ),
         stylize_video.to_deployment(
-            name=STYLIZE_VIDEO,
+            name=STYLIZE_VIDEO + SERVED_SUFFIX,
             description="Stylize pending video jobs, one task per video, resuming from per-frame checkpoints.",
             tags=["atelier"],
         ),

@@ -8,22 +8,25 @@ only the jobs it attempted that failed; its succeeded jobs are never run again.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from db.claims import claim_jobs
 from db.runs import jobs_of_flow_run, reset_failed
-from flows.batch import open_workshop, run_batch
+from db.session import retry_unavailable
+from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
 from flows.report import BatchReport
 from tasks.workshop import Workshop
 
 
-@flow(name="gallery", retries=0)  # retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+# retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+@flow(name="gallery", retries=0, on_cancellation=[release_jobs_of_ended_flow_run], on_crashed=[release_jobs_of_ended_flow_run])
 def gallery(
     limit: int = 50,
     methods: list[str] | None = None,
     tags: list[str] | None = None,
     min_priority: int | None = None,
-) -> BatchReport:
+) -> BatchReport | State:
     """Claim up to `limit` pending jobs (optionally filtered) and run them."""
     workshop = open_workshop()
     if flow_run.run_count > 1:
@@ -45,6 +48,9 @@ def gallery(
 
 def reopen_failed_jobs_of_this_run(workshop: Workshop) -> None:
     """On a retry, make this flow run's failed jobs pending again so the claim picks them up."""
-    attempted = jobs_of_flow_run(workshop.catalog, str(flow_run.id))
-    reopened = reset_failed(workshop.catalog, job_ids=attempted) if attempted else []
+    def reopen() -> list[int]:
+        attempted = jobs_of_flow_run(workshop.catalog, str(flow_run.id))
+        return reset_failed(workshop.catalog, job_ids=attempted) if attempted else []
+
+    reopened = retry_unavailable(reopen, "gallery: re-opening this flow run's failed jobs")
     get_run_logger().info("retry %d of this flow run: re-opened failed jobs %s", flow_run.run_count - 1, reopened)

@@ -2,8 +2,10 @@
 
 The order of steps is the contract with the catalog: the job must be held (claimed by
 this worker) before a Run is opened; a Run is closed exactly once, as succeeded (with
-its artifacts and the job's new status in one transaction) or as failed (with the error).
-A worker that lost its lease records nothing: the catalog raises LeaseLost.
+its artifacts and the job's new status in one transaction), as failed (with the error;
+also when the final commit itself fails), or as interrupted (a stop was requested: the
+job goes back to pending and the attempt is not counted). A worker that lost its lease
+records nothing: the catalog raises LeaseLost.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from db import LeaseLost
 from db.claims import claim_jobs, renew_lease
 from db.jobs import JobSpec, job_spec
 from db.models import ArtifactKind, JobStatus
-from db.runs import ArtifactRecord, complete_run, fail_run, start_run
+from db.runs import ArtifactRecord, complete_run, fail_run, release_jobs, start_run
+from db.session import retry_unavailable
 from tasks.progress import throttled_progress
 from tasks.provenance import device_name, library_versions
 from tasks.retry import is_transient
+from tasks.stopping import Interrupted, raise_if_stopped
 from tasks.workshop import Workshop
 
 THUMBNAIL_SIDE = 256
@@ -60,6 +64,7 @@ def perform_job(
     workshop: Workshop, job_id: int, ids: RunIds, *, final_attempt: bool, logger: logging.Logger | logging.LoggerAdapter
 ) -> JobResult:
     """Run job `job_id` and record the outcome; raise after recording a failure."""
+    raise_if_stopped()  # a claimed job not started yet is released by the batch
     spec = hold_job(workshop, job_id)
     run_id = start_run(
         workshop.catalog,
@@ -89,21 +94,28 @@ def perform_job(
                 artifacts = upload_outputs(workshop, spec, result.image)
             metrics = {**result.metrics, "losses": result.losses, "iterations": result.iterations}
             cache_hit = result.cache_hit
+        # Inside the `try`: a connection dropped during this commit must still close the run.
+        complete_run(
+            workshop.catalog,
+            run_id,
+            workshop.worker,
+            artifacts=artifacts,
+            timings=timings,
+            metrics=metrics,
+            peak_memory_bytes=peak_memory(workshop.device),
+            cache_hit=cache_hit,
+        )
     except LeaseLost:
+        raise
+    except Interrupted as exc:
+        reason = str(exc)
+        retry_unavailable(lambda: release_jobs(workshop.catalog, reason, job_ids=[job_id], worker=workshop.worker),
+                          f"releasing interrupted job {job_id}")
+        logger.info("job %d released (pending again, the attempt not counted): %s", job_id, reason)
         raise
     except Exception as exc:
         record_failure(workshop, run_id, exc, timings, retry_later=is_transient(exc) and not final_attempt)
         raise
-    complete_run(
-        workshop.catalog,
-        run_id,
-        workshop.worker,
-        artifacts=artifacts,
-        timings=timings,
-        metrics=metrics,
-        peak_memory_bytes=peak_memory(workshop.device),
-        cache_hit=cache_hit,
-    )
     logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
     return JobResult(job_id, run_id, artifacts[0].uri, artifacts[1].uri)
 
@@ -166,6 +178,7 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
     keep_lease = lease_keeper(workshop, spec.id)
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: stop at this evaluation
         report(step, total, losses)
         keep_lease()
 
@@ -239,15 +252,18 @@ def record_failure(
     The catalog puts a job with a transient error back to pending while attempts remain;
     when it answers `failed`, another Prefect retry would find nothing to claim.
     """
-    status = fail_run(
-        workshop.catalog,
-        run_id,
-        workshop.worker,
-        error_type=type(exc).__name__,
-        message=str(exc) or type(exc).__name__,
-        traceback="".join(traceback.format_exception(exc)),
-        transient=retry_later,
-        timings=timings,
+    status = retry_unavailable(
+        lambda: fail_run(
+            workshop.catalog,
+            run_id,
+            workshop.worker,
+            error_type=type(exc).__name__,
+            message=str(exc) or type(exc).__name__,
+            traceback="".join(traceback.format_exception(exc)),
+            transient=retry_later,
+            timings=timings,
+        ),
+        f"recording the failure of run {run_id}",
     )
     if status == JobStatus.FAILED and is_transient(exc):
         raise JobFailed(f"{type(exc).__name__}: {exc}") from exc

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from style_engine.gatys import StyleTargetCache
     from tasks.input_cache import InputCache
 
-GPU_LIMIT_PREFIX = "atelier-gpu"
-
-
 @dataclass(frozen=True)
 class WorkshopConfig:
     """The settings a worker needs, frozen so that it can key the per-process cache.
@@ -44,6 +41,8 @@ class WorkshopConfig:
     max_image_pixels: int
     lease_seconds: int
     gpu_slots: int
+    host: str
+    slot_dir: str
     task_retries: int
     retry_delay_seconds: float
 
@@ -59,6 +58,8 @@ class WorkshopConfig:
             max_image_pixels=settings.max_image_pixels,
             lease_seconds=settings.lease_seconds,
             gpu_slots=settings.gpu_slots,
+            host=settings.host or host_name(),
+            slot_dir=settings.slot_dir,
             task_retries=settings.task_retries,
             retry_delay_seconds=settings.retry_delay_seconds,
         )
@@ -84,11 +85,8 @@ class Workshop:
         self.inputs: InputCache = InputCache(config.cache_dir, self.store)
         self.style_targets: StyleTargetCache = StyleTargetCache()
         self.device: str = str(resolve_device(config.device))
-        self.host: str = host_name()
+        self.host: str = config.host
         self.worker: str = f"{self.host}:{os.getpid()}"
-        # One limit per host: a GPU is a per-machine resource, so adding a worker machine
-        # adds its slots instead of sharing one global count.
-        self.gpu_limit: str = f"{GPU_LIMIT_PREFIX}-{self.host}"
 
     def __repr__(self) -> str:
         return f"Workshop({self.config.describe()})"

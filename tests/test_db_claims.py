@@ -62,11 +62,22 @@ def test_an_expired_lease_is_claimed_again_and_a_live_one_never(catalog):
 def test_a_job_whose_last_attempt_expired_fails_instead_of_being_claimed(catalog):
     (job,) = add_jobs(catalog, 1, max_attempts=1)
     assert claim_jobs(catalog, 1, "w1", 600) == [job]
+    start_run(catalog, job, "w1")
     _expire_lease(catalog, job)
     assert claim_jobs(catalog, 1, "w2", 600) == []
     with catalog.reader() as session:
         spec = job_spec(session, job)
     assert spec.status == "failed" and spec.claimed_by is None
+
+
+def test_a_claim_whose_worker_died_before_starting_is_not_counted(catalog):
+    (job,) = add_jobs(catalog, 1, max_attempts=1)
+    assert claim_jobs(catalog, 1, "killed-before-starting", 600) == [job]
+    _expire_lease(catalog, job)
+    assert claim_jobs(catalog, 1, "w2", 600) == [job]  # its only attempt never started
+    with catalog.reader() as session:
+        spec = job_spec(session, job)
+    assert (spec.claimed_by, spec.attempts) == ("w2", 1)
 
 
 def _claim_until_empty(url: str, worker: str, queue, start) -> None:
@@ -99,3 +110,19 @@ def test_four_processes_claim_each_of_400_jobs_exactly_once(postgres_url):
     claimed = [job for result in results for job in result]
     assert sorted(claimed) == jobs  # every job, none twice
     assert sum(1 for result in results if result) >= 2  # the claimers really overlapped
+
+
+def test_expired_leases_of_dead_workers_are_claimed_at_once(catalog):
+    from db.claims import expire_leases, holders_on_host
+
+    started, unstarted, elsewhere = add_jobs(catalog, 3, max_attempts=1)
+    claim_jobs(catalog, 2, "gpu_1:4242", 1800, job_ids=[started, unstarted])
+    claim_jobs(catalog, 1, "gpu-1:77", 1800, job_ids=[elsewhere])  # `_` in a host is no wildcard
+    start_run(catalog, started, "gpu_1:4242")
+    assert holders_on_host(catalog, "gpu_1") == ["gpu_1:4242"]
+    assert expire_leases(catalog, ["gpu_1:4242"]) == [started, unstarted]
+    # Its started attempt was its last: it fails (LeaseExpired); the unstarted one is claimed, uncounted.
+    assert claim_jobs(catalog, 5, "gpu_1:5000", 1800) == [unstarted]
+    with catalog.reader() as session:
+        assert (job_spec(session, started).status, job_spec(session, unstarted).attempts) == ("failed", 1)
+        assert job_spec(session, elsewhere).claimed_by == "gpu-1:77"

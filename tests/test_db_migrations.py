@@ -57,3 +57,27 @@ def test_the_light_schema_check_agrees_with_alembic():
     from db.migrate import head_revisions, script_heads
 
     assert set(script_heads()) == head_revisions()
+
+
+def test_0003_counts_the_attempts_a_rerun_had_reset_and_keeps_their_budget(empty_database_url):
+    upgrade(empty_database_url, "0002")
+    engine = make_engine(empty_database_url)
+    with engine.begin() as connection:  # a job with three runs, whose rerun had reset its counter to 1
+        for statement in (
+            "INSERT INTO images (id, sha256, role, width, height, format, bytes, uri, created_at) "
+            "VALUES (1, 'aa', 'content', 8, 8, 'PNG', 1, 'file:///a.png', CURRENT_TIMESTAMP)",
+            "INSERT INTO jobs (id, content_id, method, params, priority, status, attempts, max_attempts, "
+            "idempotency_key, created_at, updated_at) VALUES (1, 1, 'noop', '{}', 0, 'running', 1, 3, 'k', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            *(
+                "INSERT INTO runs (job_id, attempt, status, params, versions, timings, metrics, started_at, worker) "
+                f"VALUES (1, {attempt}, 'failed', '{{}}', '{{}}', '{{}}', '{{}}', CURRENT_TIMESTAMP, 'w')"
+                for attempt in (1, 2, 3)
+            ),
+        ):
+            connection.exec_driver_sql(statement)
+    upgrade(empty_database_url)
+    with engine.begin() as connection:
+        counts = connection.exec_driver_sql("SELECT attempts, uncounted_attempts FROM jobs WHERE id = 1").one()
+    engine.dispose()
+    assert tuple(counts) == (3, 2)  # 3 made, 1 charged against max_attempts: the budget it had

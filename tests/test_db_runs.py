@@ -6,8 +6,17 @@ import pytest
 from db.claims import claim_jobs
 from db.errors import LeaseLost, NotFound
 from db.jobs import job_spec
-from db.queries import Filters, best_artworks, list_artworks, list_runs, runtime_stats, show_artwork, show_job
-from db.runs import ArtifactRecord, cancel_jobs, complete_run, fail_run, reset_failed, start_run
+from db.queries import (
+    Filters,
+    best_artworks,
+    list_artworks,
+    list_jobs,
+    list_runs,
+    runtime_stats,
+    show_artwork,
+    show_job,
+)
+from db.runs import ArtifactRecord, cancel_jobs, complete_run, fail_run, release_jobs, reset_failed, start_run
 from tests.fixtures.databases import add_jobs
 
 pytestmark = pytest.mark.integration
@@ -88,8 +97,48 @@ def test_permanent_failures_fail_at_once_and_reset_selects_what_to_rerun(catalog
     assert reset_failed(catalog) == [bad_params]
     assert claim_jobs(catalog, 5, "w", 60) == [bad_image, bad_params]
     with catalog.reader() as session:
-        assert job_spec(session, bad_image).attempts == 1
+        assert job_spec(session, bad_image).attempts == 2  # the failed run, and this claim
         assert [r["attempt"] for r in show_job(session, bad_image)["runs"]] == [1]
+
+
+def test_attempts_count_every_run_across_reruns_and_each_rerun_gets_a_fresh_budget(catalog):
+    (job,) = add_jobs(catalog, 1, max_attempts=1)
+    for _ in range(3):
+        assert claim_jobs(catalog, 1, "w", 60) == [job]
+        fail_run(catalog, start_run(catalog, job, "w"), "w", error_type="InvalidInputError", message="bad")
+        assert claim_jobs(catalog, 1, "w", 60) == []  # its one attempt is used up
+        assert reset_failed(catalog, job_ids=[job]) == [job]
+    with catalog.reader() as session:
+        history = show_job(session, job)
+        (row,) = list_jobs(session)
+    assert [r["attempt"] for r in history["runs"]] == [1, 2, 3]
+    assert history["attempts"] == row["attempts"] == 3
+    assert claim_jobs(catalog, 1, "w", 60) == [job]  # the third rerun's budget is fresh
+
+
+def test_released_jobs_are_pending_again_without_losing_an_attempt(catalog):
+    started, unstarted, other_workers, live = add_jobs(catalog, 4, max_attempts=1)
+    claim_jobs(catalog, 2, "w", 60, job_ids=[started, unstarted])
+    claim_jobs(catalog, 1, "w2", 60, job_ids=[other_workers])
+    run_id = start_run(catalog, started, "w")
+    assert release_jobs(catalog, "Ctrl-C", worker="w") == [started, unstarted]
+    with catalog.reader() as session:
+        jobs = {job_id: job_spec(session, job_id) for job_id in (started, unstarted, other_workers)}
+        history = show_job(session, started)
+    assert {job_id: (j.status, j.claimed_by, j.attempts) for job_id, j in jobs.items()} == {
+        started: ("pending", None, 1), unstarted: ("pending", None, 0), other_workers: ("running", "w2", 1)}
+    (run,) = history["runs"]
+    assert (run["id"], run["status"], run["error_type"], run["error_message"]) == (run_id, "failed", "Interrupted", "Ctrl-C")
+    assert run["finished_at"] is not None
+    with pytest.raises(LeaseLost):  # the interrupted worker can no longer record its run
+        complete_run(catalog, run_id, "w", artifacts=_output("late"))
+    # Their single attempt is still there: both are claimed again, and can succeed.
+    assert claim_jobs(catalog, 5, "w3", 60, job_ids=[started, unstarted]) == [started, unstarted]
+    _succeed(catalog, started, worker="w3")
+    # By hand: a live lease is released only when asked to ignore it.
+    claim_jobs(catalog, 1, "w4", 600, job_ids=[live])
+    assert release_jobs(catalog, "stuck", job_ids=[live], expired_only=True) == []
+    assert release_jobs(catalog, "stuck", job_ids=[live]) == [live]
 
 
 def test_cancelled_jobs_are_never_claimed_until_uncancelled(catalog):

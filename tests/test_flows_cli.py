@@ -42,11 +42,11 @@ def test_gallery_run_and_rerun_failed_print_a_summary_and_exit_nonzero_on_failur
 
 
 def test_prefect_yaml_matches_the_served_deployments():
-    from flows.deployments import NIGHTLY_GALLERY, RERUN_FAILED, STYLIZE_VIDEO, served_deployments
+    from flows.deployments import NIGHTLY_GALLERY, RERUN_FAILED, SERVED_SUFFIX, STYLIZE_VIDEO, served_deployments
 
     spec = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
     declared = {d["name"]: d for d in spec["deployments"]}
-    served = {d.name: d for d in served_deployments("0 2 * * *", "UTC")}
+    served = {d.name.removesuffix(SERVED_SUFFIX): d for d in served_deployments("0 2 * * *", "UTC")}
     assert set(declared) == set(served) == {NIGHTLY_GALLERY, RERUN_FAILED, STYLIZE_VIDEO}
     for name, deployment in declared.items():
         assert deployment["work_pool"]["name"] == "atelier"
@@ -57,3 +57,35 @@ def test_prefect_yaml_matches_the_served_deployments():
     assert declared[NIGHTLY_GALLERY]["schedules"][0]["cron"] == "0 2 * * *"
     assert "schedules" not in declared[RERUN_FAILED]
     assert "schedules" not in declared[STYLIZE_VIDEO]
+
+
+@pytest.mark.integration
+def test_serve_leaves_the_work_pool_deployments_alone(prefect_api):
+    """`serve` registers its deployments (what `prefect.serve` does: apply each); the work-pool
+    deployments of prefect.yaml keep their pool and their working-directory step."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from flows.deployments import served_deployments
+
+    spec = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    pull = [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="atelier", type="process"))
+        except ObjectAlreadyExists:
+            pass
+        pool_deployments = {}
+        for declared in spec["deployments"]:
+            path, function = declared["entrypoint"].split(":")
+            flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), function)
+            pool_deployments[(flow.name, declared["name"])] = client.create_deployment(
+                flow_id=client.create_flow(flow), name=declared["name"], work_pool_name="atelier",
+                entrypoint=declared["entrypoint"], pull_steps=pull)
+        served_ids = {deployment.apply() for deployment in served_deployments("0 2 * * *", "UTC")}
+
+        assert not served_ids & set(pool_deployments.values())
+        for (flow_name, name), deployment_id in pool_deployments.items():
+            kept = client.read_deployment_by_name(f"{flow_name}/{name}")
+            assert (kept.id, kept.work_pool_name, kept.pull_steps) == (deployment_id, "atelier", pull)

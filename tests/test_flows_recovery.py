@@ -100,7 +100,6 @@ def test_killed_worker_job_is_taken_up_after_its_lease_expires(prefect_api, atel
         worker.wait()
     [job] = catalog_rows(app, Job)
     assert job.status == "running"
-    free_gpu_slots_of_dead_worker(app)
     while job.lease_expires_at > datetime.now(UTC):
         time.sleep(0.5)
         [job] = catalog_rows(app, Job)
@@ -111,16 +110,6 @@ def test_killed_worker_job_is_taken_up_after_its_lease_expires(prefect_api, atel
     [dead, finished] = catalog_rows(app, Run)
     assert (dead.status, dead.error_type) == ("failed", "LeaseExpired")
     assert finished.status == "succeeded"
-
-
-def free_gpu_slots_of_dead_worker(app) -> None:
-    """Stand in for Prefect's repossessor, which frees a dead holder's slots a minute after
-    their lease lapses: the replacement here runs on the same host, hence the same limit."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-
-    with get_client(sync_client=True) as client:
-        client.update_global_concurrency_limit(app.workshop().gpu_limit, GlobalConcurrencyLimitUpdate(active_slots=0))
 
 
 def test_storage_down_fails_cleanly_after_retries_then_rerun_succeeds(prefect_api, atelier, s3_store_url, s3_server, tmp_path):

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from atelier.commands.catalog_common import parse_time, read_session, require_catalog
+from atelier.commands.catalog_common import opened_catalog, parse_time, read_session, require_catalog
 from atelier.commands.jobs import jobs_app
-from atelier.console import console, print_url, quiet_tracebacks, say, user_errors
+from atelier.console import console, err_console, print_url, quiet_tracebacks, say, user_errors
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
     gallery_app.command("run")(run_gallery)
     app.add_typer(gallery_app, name="gallery")
     jobs_app.command("rerun-failed")(rerun_failed)
+    jobs_app.command("release")(release)
 
 
 def run_gallery(
@@ -84,15 +85,41 @@ def rerun_failed(
     raise typer.Exit(exit_code(report))
 
 
+def release(
+    job_ids: Annotated[list[int], typer.Argument(help="Ids of running jobs to give back.", metavar="ID")],
+    force: Annotated[bool, typer.Option(help="Release even while the lease is live (its worker's result is discarded).")] = False,
+) -> None:
+    """Put stuck running jobs back to pending (no attempt lost); refused while a lease is live unless --force."""
+    with user_errors(), opened_catalog() as catalog:
+        from db.runs import release_by_hand
+
+        outcome = release_by_hand(catalog, job_ids, "released by hand (atelier jobs release)", force=force)
+    for job_id, what in outcome.items():
+        console.print(f"job {job_id}: {what}", highlight=False, soft_wrap=True)
+    if any(what.startswith("refused") for what in outcome.values()):
+        raise typer.Exit(JOB_FAILED_EXIT)
+
+
 def run_flow_for_report(flow: Any, **parameters: Any) -> BatchReport:
     """Run a batch flow and return its report, whether the flow run completed or failed.
 
     A flow run fails with BatchFailed when some jobs failed; any other failure (the catalog
-    unreachable, say) is re-raised for `user_errors` to explain.
+    unreachable, say) is re-raised for `user_errors` to explain. Ctrl-C or SIGTERM stops
+    the jobs, releases them, and exits 130 (flows.foreground).
     """
+    from flows.embedded_server import start_embedded_server
+    from flows.foreground import INTERRUPTED_EXIT, run_stoppable
     from flows.report import BatchFailed
 
-    state = flow(**parameters, return_state=True)
+    start_embedded_server()  # before the flow: a killed command must not leave it behind
+
+    def say(message: str) -> None:
+        err_console.print(message, highlight=False, soft_wrap=True)
+
+    state, stopped_by = run_stoppable(lambda: flow(**parameters, return_state=True), say)
+    if stopped_by:
+        say(f"stopped by {stopped_by}: the batch's unfinished jobs are pending again")
+        raise typer.Exit(INTERRUPTED_EXIT)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BatchFailed):
         return outcome.report

@@ -198,7 +198,8 @@ def job_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": "id",
         "status": "status",
-        "tries": lambda r: f"{r['attempts']}/{r['max_attempts']}",
+        # attempts made / allowed so far (each rerun allows max_attempts more)
+        "tries": lambda r: f"{r['attempts']}/{r['max_attempts'] + r['uncounted_attempts']}",
         "content": lambda r: short_title(r["content"]),
         "style": styles_cell,
         "variant": lambda r: f"{r['method']} {variant(r)}".strip(),

@@ -27,9 +27,12 @@ def serve(
         from prefect import serve as prefect_serve
 
         from flows.deployments import served_deployments
+        from flows.embedded_server import start_embedded_server
 
-        console.print(f"serving nightly-gallery ({settings.nightly_cron}, {settings.timezone}) and rerun-failed")
+        start_embedded_server()  # without a server configured: one that dies with this process
+
+        deployments = served_deployments(settings.nightly_cron, settings.timezone)
+        names = " and ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+        console.print(f"serving {names} (nightly on {settings.nightly_cron}, {settings.timezone})")
         # Without pause_on_shutdown=False, stopping the server would pause the schedule.
-        prefect_serve(
-            *served_deployments(settings.nightly_cron, settings.timezone), pause_on_shutdown=False, limit=limit
-        )
+        prefect_serve(*deployments, pause_on_shutdown=False, limit=limit)

@@ -1,0 +1,76 @@
+"""Prefect's embedded (ephemeral) API server, started so that it dies with this process.
+
+Without PREFECT_API_URL, Prefect 3 starts a temporary API server (uvicorn) as a child
+process on first use and stops it at exit. A process killed with SIGKILL runs no exit
+handler, so that server (about 200 MB) used to live on as an orphan. Here the same server
+is started by the main thread with the kernel's parent-death signal armed in the child
+(Linux `PR_SET_PDEATHSIG`): when the parent dies, however it dies, the kernel kills the
+server. Prefect's own lookups reuse this instance (it keeps one server per port).
+
+The parent-death signal fires when the *thread* that started the child ends, so the
+server must be started from the main thread, before anything else asks for it (Prefect's
+log and event threads would otherwise start it from theirs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+
+
+def start_embedded_server() -> str | None:
+    """Start the embedded API server if no server is configured; its API URL, or None
+    when PREFECT_API_URL points at a real server (nothing to start)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("start the embedded Prefect server from the main thread (it dies with that thread)")
+    server = _server_class()()
+    server.start()
+    return server.api_url
+
+
+def _server_class() -> type:
+    from prefect.server.api import server as server_module
+
+    class ServerDyingWithParent(server_module.SubprocessASGIServer):
+        """Prefect's ephemeral server, its process armed to die with ours."""
+
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            # Prefect's module spawns through `subprocess.Popen`; only that name, in that
+            # module, for this one call, gets the parent-death signal added.
+            prefect_subprocess = server_module.subprocess
+            server_module.subprocess = SimpleNamespace(Popen=_popen_dying_with(os.getpid()))
+            try:
+                return super()._run_uvicorn_command()
+            finally:
+                server_module.subprocess = prefect_subprocess
+
+    return ServerDyingWithParent
+
+
+def _popen_dying_with(parent_pid: int) -> Any:
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name or not hasattr(os, "fork"):
+        return subprocess.Popen  # not Linux: no parent-death signal to arm
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+
+    def arm() -> None:  # runs in the child between fork and exec
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        return subprocess.Popen(*args, preexec_fn=arm, **kwargs)
+
+    return popen
