@@ -23,6 +23,7 @@ from db.jobs import JobSpec
 from db.models import ArtifactKind
 from db.runs import ArtifactRecord
 from tasks.job import lease_keeper, phase
+from tasks.stopping import raise_if_stopped
 from tasks.workshop import Workshop
 
 LOSSES_KEY = "atelier:losses"
@@ -54,6 +55,10 @@ def run_video(
         save_checkpoint(workshop, spec, run_id, image, report.index, report.losses)
         keep_lease()
 
+    def on_step(*_: Any) -> None:
+        raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: finished frames stay checkpointed
+        keep_lease()
+
     def on_frame(report: Any) -> None:
         error = "" if report.warping_error is None else f", warping error {report.warping_error:.2e}"
         cut = ", scene cut" if report.scene_cut else ""
@@ -68,7 +73,7 @@ def run_video(
                 source, target, styles, params, label=label, finished=finished, checkpoint=checkpoint,
                 on_frame=on_frame, device=workshop.device, weights=workshop.config.weights,
                 cache=workshop.style_targets, style_keys=[ref.sha256 for ref in spec.styles],
-                style_weights=list(spec.style_weights), on_step=lambda *_: keep_lease(),
+                style_weights=list(spec.style_weights), on_step=on_step,
             )
         with phase(timings, "upload"):
             artifacts = upload_video(workshop, target, clip)
