@@ -201,3 +201,8 @@ def parse_params(method: str, data: Mapping[str, Any] | MethodParams | None) -> 
     if isinstance(data, MethodParams):
         raise InvalidInputError(f"method {method!r}: got parameters for {data.method!r}")
     return cls.from_dict(data or {})
+
+
+
+# The fast-style-network methods live in their own module, which registers them in METHOD_PARAMS.
+import style_engine.itn_params  # noqa: E402,F401
