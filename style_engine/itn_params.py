@@ -31,10 +31,15 @@ class ITNTrainParams(MethodParams):
     which the style's Gram targets are taken: the scale of its strokes relative to a crop.
     Validation losses are computed every ``validate_every`` steps, and a checkpoint is handed out
     every ``checkpoint_every`` steps.
+
+    ``name`` (the model's name in the catalog) and ``data`` (where the photos come from: a folder
+    or ``tag:NAME``) are for the job that trains it; the engine does not read them.
     """
 
     method: ClassVar[str] = "itn-train"
 
+    name: str = ""
+    data: str = ""
     arch: str = "johnson"
     steps: int = 2000
     batch_size: int = 4
@@ -52,6 +57,9 @@ class ITNTrainParams(MethodParams):
     validate_every: int = 100
 
     def __post_init__(self) -> None:
+        for name in ("name", "data"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidInputError(f"parameter {name}: expected text, got {getattr(self, name)!r}")
         _choice("arch", self.arch, tuple(ARCHITECTURES))
         _int("steps", self.steps, 1, 10_000_000)
         _int("batch_size", self.batch_size, 1, 256)

@@ -185,7 +185,7 @@ class _Loss:
             "tv": p.tv_weight * tv_loss(output),
         }
         total = terms["content"] + terms["style"] + terms["tv"]
-        return total, {"total": float(total), **{k: float(v) for k, v in terms.items()}}
+        return total, {"total": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
 
 def train(

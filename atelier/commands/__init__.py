@@ -7,7 +7,7 @@ from importlib import import_module
 import typer
 
 # Add a module name here when it gains a `register(app)` function.
-COMMAND_MODULES: tuple[str, ...] = ("config", "stylize", "db", "catalog", "jobs", "runs", "artworks", "gallery", "serve", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("config", "stylize", "db", "catalog", "jobs", "runs", "artworks", "gallery", "serve", "demo", "models")
 
 
 def register_commands(app: typer.Typer) -> None:

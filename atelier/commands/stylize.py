@@ -32,9 +32,14 @@ def register(app: typer.Typer) -> None:
 
 def stylize(
     content: Annotated[Path, typer.Argument(help="The photo to render.", show_default=False)],
-    styles: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG.", show_default=False)],
-    method: Annotated[str, typer.Option(help="Engine method: gatys, or noop (resize only).")] = "gatys",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the PNG (a folder for a folder).", show_default=False)
+    ],
+    styles: Annotated[
+        list[Path] | None, typer.Argument(help="One or more style images (none with --method itn).", show_default=False)
+    ] = None,
+    method: Annotated[str, typer.Option(help="Engine method: gatys, itn (a trained model), or noop (resize only).")] = "gatys",
+    model: Annotated[str | None, typer.Option(help="With --method itn: the trained model's name or id.")] = None,
     size: Annotated[int | None, typer.Option(help="Long side of the output in px [default: 512].")] = None,
     iterations: Annotated[int | None, typer.Option(help="Loss evaluations [default: 300].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (noise init) [default: 0].")] = None,
@@ -58,7 +63,16 @@ def stylize(
     optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam [default: lbfgs].")] = None,
     style_scale: Annotated[float | None, typer.Option(help="Style image size relative to the output.")] = None,
 ) -> None:
-    """Render CONTENT in the style of STYLE (several styles are blended) and write a PNG."""
+    """Render CONTENT in the style of STYLE (several styles are blended) and write a PNG.
+
+    With --method itn, CONTENT may be a folder and no STYLE is given: the model carries the style.
+    """
+    if method == "itn":
+        from atelier.commands.models import stylize_with_model
+
+        return stylize_with_model(content, model, output, size=size, preserve_color=preserve_color, device=device)
+    if not styles:
+        raise fail("give at least one STYLE image (or --method itn --model NAME)")
     if output.suffix.lower() != ".png":
         raise fail(f"{output}: the output must be a .png file")
     options: dict[str, Any] = {
