@@ -141,7 +141,8 @@ def test_bad_models_are_refused_in_one_line(app, tmp_path: Path) -> None:
     assert "model 'nope': no trained model" in unknown.output
 
     (model,) = catalog_rows(app, Model)
-    stored = app.workshop().store.path_for_uri(model.checkpoint.uri)
+    info = json.loads(app.cli("models", "show", "tiny", "--json").output)
+    stored = app.workshop().store.path_for_uri(info["uri"])
     good = stored.read_bytes()
     stored.chmod(0o644)
     stored.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
@@ -149,11 +150,11 @@ def test_bad_models_are_refused_in_one_line(app, tmp_path: Path) -> None:
     assert "model 'tiny'" in tampered.output and "sha256" in tampered.output
     stored.write_bytes(good)
 
+    import io
+
     from db.runs import ArtifactRecord
     from db.trained_models import record_model
     from style_engine.itn import build_network
-
-    import io
 
     buffer = io.BytesIO()
     torch.save({"arch": "johnson", "model": build_network("light", 0).state_dict()}, buffer)

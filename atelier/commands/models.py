@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +21,7 @@ from atelier.console import console, err_console, fail, user_errors
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
+    from flows.report import BatchReport
     from tasks.workshop import Workshop
 
 models_app = typer.Typer(help="Fast style networks: train, list, show, export.", no_args_is_help=True)
@@ -45,12 +46,31 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a fast style network as a catalog job, store it, and record it as a model."""
+    options = {**parse_param_options(param), **{k: v for k, v in (("steps", steps), ("arch", arch)) if v is not None}}
+    job_id, output_uri = train_model(name, style, data, preview, options, style_weights=style_weight)
+    with user_errors(), read_session() as session:
+        from db.trained_models import find_model
+
+        info = find_model(session, name)
+    if as_json:
+        print_json({"job_id": job_id, **info.to_dict()})
+    else:
+        losses = info.metrics.get("validation_losses") or info.metrics.get("losses", {})
+        console.print(f"model {info.id} {info.name!r}: {info.metrics['steps']} steps in {info.metrics['wall_seconds']:.0f} s, "
+                      f"validation loss {losses.get('total', float('nan')):.4g}; preview {output_uri}")
+
+
+def train_model(
+    name: str, styles: list[str], data: str, preview: str, options: dict[str, Any], *, style_weights: list[float] | None = None
+) -> tuple[int, str]:
+    """Create (or reopen, after a failure) the itn-train job and run the train_style_model flow on it here.
+
+    Returns (job id, preview URI); a failed training exits 2 with the job's recorded reason.
+    """
     from atelier.commands.gallery import quiet_embedded_prefect, run_flow_for_report
 
     quiet_embedded_prefect()
     source = data if data.startswith(("tag:", "video:")) else str(Path(data).expanduser().resolve())
-    options = {**parse_param_options(param), "name": name, "data": source}
-    options.update({k: v for k, v in (("steps", steps), ("arch", arch)) if v is not None})
     with user_errors():
         from db.images import find_image
         from db.jobs import add_job
@@ -58,14 +78,14 @@ def train(
         from db.trained_models import model_name_taken
         from style_engine.params import parse_params
 
-        params = parse_params("itn-train", options).to_dict()
+        params = parse_params("itn-train", {**options, "name": name, "data": source}).to_dict()
         with opened_catalog() as catalog:
             with catalog.session() as session:
                 if model_name_taken(session, name):
                     raise fail(f"model name {name!r} is taken; choose another name (see `atelier models ls`)")
                 job, _ = add_job(
-                    session, content_id=find_image(session, preview).id, style_ids=[find_image(session, s).id for s in style],
-                    style_weights=style_weight or None, method="itn-train", params=params,
+                    session, content_id=find_image(session, preview).id, style_ids=[find_image(session, s).id for s in styles],
+                    style_weights=style_weights or None, method="itn-train", params=params,
                 )
                 session.flush()
                 job_id, status = job.id, job.status
@@ -79,16 +99,7 @@ def train(
     if line is None or line.status != "succeeded":
         reason = line.error if line is not None else f"job {job_id} was not run (it is held by another worker)"
         raise fail(f"training job {job_id} failed: {reason}")
-    with user_errors(), read_session() as session:
-        from db.trained_models import find_model
-
-        info = find_model(session, name)
-    if as_json:
-        print_json({"job_id": job_id, **info.to_dict()})
-    else:
-        losses = info.metrics.get("validation_losses") or info.metrics.get("losses", {})
-        console.print(f"model {info.id} {info.name!r}: {info.metrics['steps']} steps in {info.metrics['wall_seconds']:.0f} s, "
-                      f"validation loss {losses.get('total', float('nan')):.4g}; preview {line.output_uri}")
+    return job_id, line.output_uri or ""
 
 
 @contextmanager
@@ -219,3 +230,39 @@ def _workshop(device: str) -> Workshop:
 
     return workshop_for(replace(WorkshopConfig.from_settings(get_settings()), device=device))
 
+
+
+DEMO_MODEL = "demo-itn"
+
+
+def demo_fast_style(tag: str, size: int, steps: int) -> BatchReport:
+    """`atelier demo`'s fast-style part: train a small light model on the demo photos once, then
+    stylize every demo photo with it through gallery jobs of method itn.
+
+    The model is trained only when the catalog has none under its name, so a second demo reuses it.
+    """
+    from atelier.commands.gallery import run_flow_for_report
+    from atelier.commands.jobs import matrix, select_images
+    from db.trained_models import model_name_taken
+
+    with user_errors(), read_session() as session:
+        trained = model_name_taken(session, DEMO_MODEL)
+        style = select_images(session, f"tag:{tag}", "style")[0].sha256
+        photos = select_images(session, f"tag:{tag}", "content")
+        preview, folder = photos[0].sha256, Path(".atelier/demo-training")
+        if not trained:
+            folder.mkdir(parents=True, exist_ok=True)
+            for image in photos:  # the photos as files: a folder is the common training source
+                target = folder / f"{image.sha256[:16]}.{image.format.lower()}"
+                if not target.exists():
+                    target.write_bytes(_workshop(device="cpu").inputs.fetch(image.uri, image.sha256))
+    if not trained:
+        crop = min(128, size)
+        options = {"arch": "light", "steps": steps, "crop": crop, "batch_size": 2, "style_size": 2 * crop,
+                   "learning_rate": 5e-3, "checkpoint_every": steps, "validate_every": steps}
+        train_model(DEMO_MODEL, [style], str(folder), preview, options)
+    matrix([f"tag:{tag}"], [style], "itn", param=[f"model={DEMO_MODEL}", f"size={size}"])
+    with user_errors():
+        from flows.gallery import gallery
+
+        return run_flow_for_report(gallery, limit=1000, methods=["itn"], tags=[tag])
