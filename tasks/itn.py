@@ -13,6 +13,7 @@ model; it loads that model's stored weights, checked against their sha256, and n
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -39,7 +40,8 @@ StepCallback = Callable[[int, int, dict[str, float]], None]
 TRAINING_METHOD = "itn-train"
 STYLIZE_METHOD = "itn"
 METHODS = (TRAINING_METHOD, STYLIZE_METHOD)
-_networks: OrderedDict[str, TransformerNet] = OrderedDict()  # by weights sha256: a batch loads a model once
+# By (store, weights sha256): a batch loads a model once, and a model is verified once per store.
+_networks: OrderedDict[tuple[str, str], TransformerNet] = OrderedDict()
 _networks_lock = threading.Lock()
 MAX_NETWORKS = 8
 # In-process observers of training steps (the CLI's progress bar); Prefect logs get them anyway.
@@ -81,10 +83,11 @@ def load_model(workshop: Workshop, reference: str) -> tuple[Any, TransformerNet]
             info = find_model(session, reference)
     except NotFound as exc:
         raise InvalidInputError(str(exc)) from None
+    key = (workshop.config.store_url, info.sha256)
     with _networks_lock:
-        if info.sha256 in _networks:
-            _networks.move_to_end(info.sha256)
-            return info, _networks[info.sha256]
+        if key in _networks:
+            _networks.move_to_end(key)
+            return info, _networks[key]
     state = _fetch_state(workshop, info.uri, info.sha256, f"model {info.name!r}")
     if not isinstance(state.get("model"), dict) or "arch" not in state:
         raise InvalidInputError(f"model {info.name!r}: {info.uri} is not a fast-style-network model file")
@@ -93,7 +96,7 @@ def load_model(workshop: Workshop, reference: str) -> tuple[Any, TransformerNet]
     except InvalidInputError as exc:
         raise InvalidInputError(f"model {info.name!r}: {exc}") from None
     with _networks_lock:
-        _networks[info.sha256] = net
+        _networks[key] = net
         while len(_networks) > MAX_NETWORKS:
             _networks.popitem(last=False)
     return info, net
@@ -161,6 +164,7 @@ def train_model(
 
         add_checkpoint(workshop.catalog, run_id, spec.id, _put(workshop, checkpoint, ArtifactKind.CHECKPOINT))
 
+    logger = _run_logger()
     result = train(
         CropSampler(training, params.crop, params.batch_size, params.seed),
         params,
@@ -169,6 +173,7 @@ def train_model(
         validation=validation_batch(validation, params.crop) if validation else None,
         resume=resume,
         on_step=step_done,
+        on_validation=lambda step, losses: logger.info("job %d: validation losses at step %d: %s", spec.id, step, _losses_text(losses)),
         on_checkpoint=store_checkpoint,
     )
     weights = _put(workshop, model_state(result, params), ArtifactKind.MODEL)
@@ -198,6 +203,21 @@ def train_model(
     return _result(out.image, result.losses, result.seconds, workshop, result.precision, {
         "model_id": model_id, "steps": result.steps, "validation_loss": result.validation_losses.get("total"),
     }, iterations=result.steps, vgg=vgg)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task run (the dashboard's run logs), else this module's."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _losses_text(losses: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4g}" for name, value in losses.items())
 
 
 def _put(workshop: Workshop, state: dict[str, Any], kind: ArtifactKind) -> ArtifactRecord:

@@ -131,6 +131,10 @@ def test_stylize_with_a_model_and_gallery_jobs_use_it_by_name(app, tmp_path: Pat
     assert jobs["nope"].status == "failed" and "model 'nope'" in jobs["nope"].last_error_message
     assert sum(job.method == "itn-train" for job in catalog_rows(app, Job)) == 1  # nothing retrained
 
+    _train(app, "nope", tmp_path / "photos")  # the fix: a model of that name now exists
+    rerun = app.cli("jobs", "rerun-failed", "--method", "itn")
+    assert "1 of 1 jobs succeeded" in rerun.output
+
 
 def test_bad_models_are_refused_in_one_line(app, tmp_path: Path) -> None:
     from db.models import Model
@@ -149,6 +153,7 @@ def test_bad_models_are_refused_in_one_line(app, tmp_path: Path) -> None:
     tampered = app.cli("stylize", photo, "--method", "itn", "--model", "tiny", "-o", str(tmp_path / "x.png"), expect=2)
     assert "model 'tiny'" in tampered.output and "sha256" in tampered.output
     stored.write_bytes(good)
+    app.cli("stylize", photo, "--method", "itn", "--model", "tiny", "-o", str(tmp_path / "x.png"))
 
     import io
 
