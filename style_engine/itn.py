@@ -139,7 +139,10 @@ def check_size(image: Image.Image, name: str = "image") -> None:
         raise InvalidInputError(f"{name}: {image.width}x{image.height} is too small (each side must be >= {MIN_SIDE} px)")
 
 
-def stylize_tensor(net: nn.Module, batch: torch.Tensor, autocast_bf16: bool = False) -> torch.Tensor:
+Network = Callable[[torch.Tensor], torch.Tensor]  # a TransformerNet, or an exported copy (ONNX Runtime)
+
+
+def stylize_tensor(net: Network, batch: torch.Tensor, autocast_bf16: bool = False) -> torch.Tensor:
     """One forward pass on (N, 3, H, W) pixels in [0, 1]; returns float32 pixels in (0, 1)."""
     with torch.inference_mode(), torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
         return net(batch).float()
@@ -154,7 +157,7 @@ class ITNOutput:
 
 
 def stylize_images(
-    net: nn.Module,
+    net: Network,
     images: Iterable[Image.Image],
     *,
     size: int | None = None,
@@ -171,7 +174,8 @@ def stylize_images(
     one at a time rather than padding (which would change the result at the borders).
     ``preserve_color`` keeps the photo's chroma and takes only the network's luminance.
     """
-    net = net.to(device)
+    if isinstance(net, nn.Module):
+        net = net.to(device)
     pending: list[torch.Tensor] = []
 
     def flush() -> Iterator[ITNOutput]:
@@ -198,7 +202,7 @@ def stylize_images(
         yield from flush()
 
 
-def stylize_one(net: nn.Module, image: Image.Image, **options: object) -> ITNOutput:
+def stylize_one(net: Network, image: Image.Image, **options: object) -> ITNOutput:
     """:func:`stylize_images` for a single image."""
     return next(stylize_images(net, [image], **options))  # type: ignore[arg-type]
 

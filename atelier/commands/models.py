@@ -199,13 +199,14 @@ def stylize_with_model(
 
         params = ITNParams(model=model, size=512 if size is None else size, preserve_color=preserve_color)
         workshop = _workshop(device=device or settings.device)
-        from tasks.itn import load_model
+        from tasks.itn import fast_inference, load_model
 
         info, net = load_model(workshop, params.model)
+        engine = fast_inference(workshop, info.sha256, net)
         images = (load_image(path, max_pixels=settings.max_image_pixels) for path in inputs)
         with _image_bar(len(inputs)) as advance:
             outputs = stylize_images(
-                net, images, size=params.size or None, preserve_color=params.preserve_color == "luminance",
+                engine, images, size=params.size or None, preserve_color=params.preserve_color == "luminance",
                 device=workshop.device, on_image=advance,
             )
             for target, out in zip(targets, outputs):
