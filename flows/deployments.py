@@ -1,4 +1,4 @@
-"""The deployments `atelier serve` runs; deployments/prefect.yaml declares the same two for
+"""The deployments `atelier serve` runs; deployments/prefect.yaml declares the same ones for
 a work pool.
 
 Keeping entrypoints and defaults here means `serve` and `prefect deploy --all` offer users
@@ -16,6 +16,7 @@ from prefect.schedules import Cron
 
 from flows.gallery import gallery
 from flows.rerun_failed import rerun_failed
+from flows.train_style_model import train_style_model
 from flows.video import stylize_video
 
 if TYPE_CHECKING:
@@ -24,11 +25,13 @@ if TYPE_CHECKING:
 NIGHTLY_GALLERY = "nightly-gallery"
 RERUN_FAILED = "rerun-failed"
 STYLIZE_VIDEO = "stylize-video"
+TRAIN_STYLE_MODEL = "train-style-model"
 SERVED_SUFFIX = "-served"
 
 
 def served_deployments(cron: str, timezone: str) -> list[RunnerDeployment]:
-    """The nightly gallery on `cron` in `timezone`, and rerun-failed and stylize-video (run on demand)."""
+    """The nightly gallery on `cron` in `timezone`; rerun-failed, stylize-video and
+    train-style-model on demand."""
     return [
         gallery.to_deployment(
             name=NIGHTLY_GALLERY + SERVED_SUFFIX,
@@ -44,6 +47,11 @@ def served_deployments(cron: str, timezone: str) -> list[RunnerDeployment]:
         stylize_video.to_deployment(
             name=STYLIZE_VIDEO + SERVED_SUFFIX,
             description="Stylize pending video jobs, one task per video, resuming from per-frame checkpoints.",
+            tags=["atelier"],
+        ),
+        train_style_model.to_deployment(
+            name=TRAIN_STYLE_MODEL + SERVED_SUFFIX,
+            description="Train the fast style networks of pending itn-train jobs and store them as models.",
             tags=["atelier"],
         ),
     ]

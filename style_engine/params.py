@@ -212,3 +212,6 @@ def _register_video_methods() -> None:
 
 
 _register_video_methods()
+
+# The fast-style-network methods live in their own module, which registers them in METHOD_PARAMS.
+import style_engine.itn_params  # noqa: E402,F401

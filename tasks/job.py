@@ -32,6 +32,7 @@ from tasks.stopping import Interrupted, raise_if_stopped
 from tasks.workshop import Workshop
 
 THUMBNAIL_SIDE = 256
+ITN_METHODS = ("itn", "itn-train")
 
 
 class JobNotHeld(RuntimeError):
@@ -182,6 +183,10 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
         report(step, total, losses)
         keep_lease()
 
+    if spec.method in ITN_METHODS:  # fast style networks: train one, or stylize with a stored one
+        from tasks.itn import render_itn
+
+        return render_itn(workshop, spec, content, styles, on_step)
     return run_method(
         spec.method,
         content,

@@ -42,12 +42,14 @@ def test_gallery_run_and_rerun_failed_print_a_summary_and_exit_nonzero_on_failur
 
 
 def test_prefect_yaml_matches_the_served_deployments():
-    from flows.deployments import NIGHTLY_GALLERY, RERUN_FAILED, SERVED_SUFFIX, STYLIZE_VIDEO, served_deployments
+    from flows.deployments import (
+        NIGHTLY_GALLERY, RERUN_FAILED, SERVED_SUFFIX, STYLIZE_VIDEO, TRAIN_STYLE_MODEL, served_deployments,
+    )
 
     spec = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
     declared = {d["name"]: d for d in spec["deployments"]}
     served = {d.name.removesuffix(SERVED_SUFFIX): d for d in served_deployments("0 2 * * *", "UTC")}
-    assert set(declared) == set(served) == {NIGHTLY_GALLERY, RERUN_FAILED, STYLIZE_VIDEO}
+    assert set(declared) == set(served) == {NIGHTLY_GALLERY, RERUN_FAILED, STYLIZE_VIDEO, TRAIN_STYLE_MODEL}
     for name, deployment in declared.items():
         assert deployment["work_pool"]["name"] == "atelier"
         path, function = deployment["entrypoint"].split(":")

@@ -33,11 +33,15 @@ def register(app: typer.Typer) -> None:
 
 def stylize(
     content: Annotated[Path, typer.Argument(help="The photo to render.", show_default=False)],
-    styles: Annotated[list[Path], typer.Argument(help="One or more style images.", show_default=False)],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write: .png, .jpg or .webp.", show_default=False)
+        Path, typer.Option("--output", "-o", help="Where to write: .png, .jpg or .webp (a folder for a folder).",
+                           show_default=False)
     ],
-    method: Annotated[str, typer.Option(help="Engine method: gatys, or noop (resize only).")] = "gatys",
+    styles: Annotated[
+        list[Path] | None, typer.Argument(help="One or more style images (none with --method itn).", show_default=False)
+    ] = None,
+    method: Annotated[str, typer.Option(help="Engine method: gatys, itn (a trained model), or noop (resize only).")] = "gatys",
+    model: Annotated[str | None, typer.Option(help="With --method itn: the trained model's name or id.")] = None,
     size: Annotated[int | None, typer.Option(help="Long side of the output in px [default: 512].")] = None,
     iterations: Annotated[int | None, typer.Option(help="Loss evaluations [default: 300].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (noise init) [default: 0].")] = None,
@@ -65,8 +69,15 @@ def stylize(
     """Render CONTENT in the style of STYLE and write a PNG, JPEG or WebP with its provenance.
 
     Several styles are blended. The output's suffix picks the format; its metadata records
-    how it was made (PNG text chunks, or EXIF for JPEG and WebP).
+    how it was made (PNG text chunks, or EXIF for JPEG and WebP). With --method itn, CONTENT
+    may be a folder and no STYLE is given: the model carries the style.
     """
+    if method == "itn":
+        from atelier.commands.models import stylize_with_model
+
+        return stylize_with_model(content, model, output, size=size, preserve_color=preserve_color, device=device)
+    if not styles:
+        raise fail("give at least one STYLE image (or --method itn --model NAME)")
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise fail(f"{output}: the output must end in .png, .jpg, .jpeg or .webp")
     options: dict[str, Any] = {

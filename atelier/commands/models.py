@@ -1,0 +1,269 @@
+"""`atelier models train | ls | show | export`, and `atelier stylize --method itn` on files and folders.
+
+Training is a catalog job (method ``itn-train``) run by the ``train_style_model`` flow in this
+process, with a progress bar; the same job can run nightly under a deployment instead. Stylizing
+with a model loads it from the catalog and the store (sha256-checked) and never trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from atelier.commands.catalog_common import JsonOpt, opened_catalog, print_json, print_record, print_rows, read_session
+from atelier.commands.jobs import ParamOpt, parse_param_options
+from atelier.console import console, err_console, fail, user_errors
+from atelier.settings import get_settings
+
+if TYPE_CHECKING:
+    from flows.report import BatchReport
+    from tasks.workshop import Workshop
+
+models_app = typer.Typer(help="Fast style networks: train, list, show, export.", no_args_is_help=True)
+EXPORT_FORMATS = ("onnx", "torchscript")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+
+
+@models_app.command("train")
+def train(
+    name: Annotated[str, typer.Option(help="The new model's name (unique).")],
+    style: Annotated[list[str], typer.Option(help="Style image in the catalog: id, sha256, title or file name (repeat to blend).")],
+    data: Annotated[str, typer.Option(help="Training photos: a folder, or tag:NAME for the catalog's content images with that tag.")],
+    preview: Annotated[str, typer.Option(help="A content image in the catalog, rendered by the trained model as the job's output.")],
+    style_weight: Annotated[list[float] | None, typer.Option(help="Blend weight per --style, in order.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps [default: 2000].")] = None,
+    arch: Annotated[str | None, typer.Option(help="johnson or light [default: johnson].")] = None,
+    param: ParamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a fast style network as a catalog job, store it, and record it as a model."""
+    options = {**parse_param_options(param), **{k: v for k, v in (("steps", steps), ("arch", arch)) if v is not None}}
+    job_id, output_uri = train_model(name, style, data, preview, options, style_weights=style_weight)
+    with user_errors(), read_session() as session:
+        from db.trained_models import find_model
+
+        info = find_model(session, name)
+    if as_json:
+        print_json({"job_id": job_id, **info.to_dict()})
+    else:
+        losses = info.metrics.get("validation_losses") or info.metrics.get("losses", {})
+        console.print(f"model {info.id} {info.name!r}: {info.metrics['steps']} steps in {info.metrics['wall_seconds']:.0f} s, "
+                      f"validation loss {losses.get('total', float('nan')):.4g}; preview {output_uri}")
+
+
+def train_model(
+    name: str, styles: list[str], data: str, preview: str, options: dict[str, Any], *, style_weights: list[float] | None = None
+) -> tuple[int, str]:
+    """Create (or reopen, after a failure) the itn-train job and run the train_style_model flow on it here.
+
+    Returns (job id, preview URI); a failed training exits 2 with the job's recorded reason.
+    """
+    from atelier.commands.gallery import quiet_embedded_prefect, run_flow_for_report
+
+    quiet_embedded_prefect()
+    source = data if data.startswith(("tag:", "video:")) else str(Path(data).expanduser().resolve())
+    with user_errors():
+        from db.images import find_image
+        from db.jobs import add_job
+        from db.runs import reset_failed
+        from db.trained_models import model_name_taken
+        from style_engine.params import parse_params
+
+        params = parse_params("itn-train", {**options, "name": name, "data": source}).to_dict()
+        with opened_catalog() as catalog:
+            with catalog.session() as session:
+                if model_name_taken(session, name):
+                    raise fail(f"model name {name!r} is taken; choose another name (see `atelier models ls`)")
+                job, _ = add_job(
+                    session, content_id=find_image(session, preview).id, style_ids=[find_image(session, s).id for s in styles],
+                    style_weights=style_weights or None, method="itn-train", params=params,
+                )
+                session.flush()
+                job_id, status = job.id, job.status
+            if status == "failed":  # the same request again, after a fix: run it again
+                reset_failed(catalog, job_ids=[job_id])
+        from flows.train_style_model import train_style_model
+
+        with _training_bar():
+            report = run_flow_for_report(train_style_model, job_ids=[job_id])
+    line = next((line for line in report.lines if line.job_id == job_id), None)
+    if line is None or line.status != "succeeded":
+        reason = line.error if line is not None else f"job {job_id} was not run (it is held by another worker)"
+        raise fail(f"training job {job_id} failed: {reason}")
+    return job_id, line.output_uri or ""
+
+
+@contextmanager
+def _training_bar() -> Iterator[None]:
+    """A progress bar fed by the training task running in this process."""
+    from tasks.itn import progress_listeners
+
+    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("train", total=None, loss="")
+
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=total, loss=f"loss {losses.get('total', 0):.4g}")
+
+        progress_listeners.append(on_step)
+        try:
+            yield
+        finally:
+            progress_listeners.remove(on_step)
+
+
+MODEL_COLUMNS = {
+    "id": "id",
+    "name": "name",
+    "arch": lambda r: r["params"].get("arch"),
+    "steps": lambda r: r["metrics"].get("steps"),
+    "styles": lambda r: ", ".join(str(s["id"]) for s in r["metrics"].get("styles", [])),
+    "data": lambda r: r["metrics"].get("dataset", {}).get("source"),
+    "val. loss": lambda r: (r["metrics"].get("validation_losses") or {}).get("total"),
+    "created": "created_at",
+}
+
+
+@models_app.command("ls")
+def ls(as_json: JsonOpt = False) -> None:
+    """List trained models, newest first."""
+    with user_errors():
+        from db.trained_models import list_models
+
+        with read_session() as session:
+            rows = [model.to_dict() for model in list_models(session)]
+    print_rows(rows, MODEL_COLUMNS, as_json=as_json, empty="no trained models")
+
+
+@models_app.command("show")
+def show(model: Annotated[str, typer.Argument(help="Model name or id.")], as_json: JsonOpt = False) -> None:
+    """Show a model: its parameters, dataset, losses, versions and stored weights."""
+    with user_errors():
+        from db.trained_models import find_model
+
+        with read_session() as session:
+            record = find_model(session, model).to_dict()
+    print_record(record, as_json=as_json)
+
+
+@models_app.command("export")
+def export(
+    model: Annotated[str, typer.Argument(help="Model name or id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.onnx or .pt).")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
+) -> None:
+    """Export a model to ONNX or TorchScript (input RGB in [0,1], any size; output in (0,1), same size)."""
+    if fmt not in EXPORT_FORMATS:
+        raise fail(f"--format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    with user_errors():
+        from style_engine.itn_export import export_onnx, export_torchscript
+        from tasks.itn import load_model
+
+        info, net = load_model(_workshop(device="cpu"), model)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        (export_onnx if fmt == "onnx" else export_torchscript)(net, output)
+    console.print(f"{output}: model {info.id} {info.name!r} as {fmt}")
+
+
+def stylize_with_model(
+    source: Path, model: str | None, output: Path, *, size: int | None, preserve_color: str | None, device: str | None
+) -> None:
+    """`atelier stylize --method itn`: one photo to a PNG, or a folder of photos to a folder of PNGs."""
+    if not model:
+        raise fail("--method itn needs --model NAME_OR_ID (see `atelier models ls`)")
+    if preserve_color not in (None, "luminance"):
+        raise fail(f"--preserve-color {preserve_color!r}: the itn method supports only luminance")
+    if source.is_dir():
+        inputs = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not inputs:
+            raise fail(f"{source}: no images in this folder")
+        targets = [output / f"{p.stem}.png" for p in inputs]
+    else:
+        if output.suffix.lower() != ".png":
+            raise fail(f"{output}: the output must be a .png file")
+        inputs, targets = [source], [output]
+    settings = get_settings()
+    with user_errors():
+        from style_engine.images import load_image, save_png
+        from style_engine.itn import stylize_images
+        from style_engine.itn_params import ITNParams
+
+        params = ITNParams(model=model, size=512 if size is None else size, preserve_color=preserve_color)
+        workshop = _workshop(device=device or settings.device)
+        from tasks.itn import fast_inference, load_model
+
+        info, net = load_model(workshop, params.model)
+        engine = fast_inference(workshop, info.sha256, net)
+        images = (load_image(path, max_pixels=settings.max_image_pixels) for path in inputs)
+        with _image_bar(len(inputs)) as advance:
+            outputs = stylize_images(
+                engine, images, size=params.size or None, preserve_color=params.preserve_color == "luminance",
+                device=workshop.device, on_image=advance,
+            )
+            for target, out in zip(targets, outputs):
+                save_png(out.image, target, {"atelier:method": "itn", "atelier:params": params.to_dict(),
+                                             "atelier:model": info.name, "atelier:model_sha256": info.sha256})
+                typer.echo(f"{target} {out.image.width}x{out.image.height} {out.seconds:.2f}s")
+
+
+@contextmanager
+def _image_bar(total: int) -> Iterator[Callable[[int], None]]:
+    columns = (TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("stylize", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _workshop(device: str) -> Workshop:
+    """The services a model is read from (catalog, store, input cache), per the settings."""
+    from dataclasses import replace
+
+    from tasks.workshop import WorkshopConfig, workshop_for
+
+    return workshop_for(replace(WorkshopConfig.from_settings(get_settings()), device=device))
+
+
+
+DEMO_MODEL = "demo-itn"
+
+
+def demo_fast_style(tag: str, size: int, steps: int) -> BatchReport:
+    """`atelier demo`'s fast-style part: train a small light model on the demo photos once, then
+    stylize every demo photo with it through gallery jobs of method itn.
+
+    The model is trained only when the catalog has none under its name, so a second demo reuses it.
+    """
+    from atelier.commands.gallery import run_flow_for_report
+    from atelier.commands.jobs import matrix, select_images
+    from db.trained_models import model_name_taken
+
+    with user_errors(), read_session() as session:
+        trained = model_name_taken(session, DEMO_MODEL)
+        style = select_images(session, f"tag:{tag}", "style")[0].sha256
+        photos = select_images(session, f"tag:{tag}", "content")
+        preview, folder = photos[0].sha256, Path(".atelier/demo-training")
+        if not trained:
+            folder.mkdir(parents=True, exist_ok=True)
+            for image in photos:  # the photos as files: a folder is the common training source
+                target = folder / f"{image.sha256[:16]}.{image.format.lower()}"
+                if not target.exists():
+                    target.write_bytes(_workshop(device="cpu").inputs.fetch(image.uri, image.sha256))
+    if not trained:
+        crop = min(128, size)
+        options = {"arch": "light", "steps": steps, "crop": crop, "batch_size": 2, "style_size": 2 * crop,
+                   "learning_rate": 5e-3, "checkpoint_every": steps, "validate_every": steps}
+        train_model(DEMO_MODEL, [style], str(folder), preview, options)
+    matrix([f"tag:{tag}"], [style], "itn", param=[f"model={DEMO_MODEL}", f"size={size}"])
+    with user_errors():
+        from flows.gallery import gallery
+
+        return run_flow_for_report(gallery, limit=1000, methods=["itn"], tags=[tag])
