@@ -1,0 +1,165 @@
+"""Acceptance of a fast style network: train one on photos, then set it against Gatys on photos it
+never saw.
+
+Not a test. Trains a network for the style (time-bounded: it stops at `--max-seconds` and keeps the
+last checkpoint), then, for every held-out photo at `--size` px, prints one JSON line with the
+network's and Gatys's (`--gatys-iterations` evaluations) style distance (style_engine.style_distance),
+SSIM of luminance to the photo, and seconds, and ends with the ratios the acceptance criteria name:
+style_dist ITN / Gatys (at most 3), ITN SSIM (at least 0.3), and Gatys time / ITN time (at least 100).
+Writes the model, every output and a photo | network | Gatys sheet to `--out`.
+
+Runs unchanged on CUDA (`--device cuda`); the clocks synchronize there.
+
+Usage: PYTHONPATH=. python bench/itn_acceptance.py --data ../shared/data --out /tmp/itn-acceptance
+       (DATA holds train/*.png, content/* (held out) and style/vangogh_starry_night.jpg)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from style_engine.device import resolve_device
+from style_engine.gatys import stylize
+from style_engine.itn import network_from_state, stylize_one
+from style_engine.itn_params import ITNTrainParams
+from style_engine.itn_train import CropSampler, perceptual_network, prepare_photo, style_targets, train
+from style_engine.params import GatysParams
+from style_engine.style_distance import luminance_ssim, style_dist
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class TimeUp(Exception):
+    """The training budget is spent: keep the last checkpoint."""
+
+
+def photos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+
+
+def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[Any, float]:
+    """`fn()` and its wall time, with the device's queue drained on both sides."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - started
+
+
+def train_network(args: argparse.Namespace, device: torch.device, style: Image.Image) -> tuple[torch.nn.Module, dict]:
+    """Train until `--steps` or `--max-seconds`, whichever comes first; the last checkpoint's network."""
+    params = ITNTrainParams(arch=args.arch, steps=args.steps, batch_size=args.batch_size, style_weight=args.style_weight,
+                            checkpoint_every=args.checkpoint_every, validate_every=args.checkpoint_every)
+    photos = [prepare_photo(Image.open(p), params.crop) for p in photos_in(args.data / "train")]
+    vgg = perceptual_network(params, "caffe", device)
+    targets = style_targets(vgg, [style], [1.0], params)
+    sampler = CropSampler(photos, params.crop, params.batch_size, params.seed)
+    latest: dict[str, Any] = {}
+    started = time.perf_counter()
+
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        if step % 100 == 0:
+            print(f"step {step}/{total} {time.perf_counter() - started:.0f} s "
+                  + " ".join(f"{k} {v:.4g}" for k, v in losses.items()), flush=True)
+        if time.perf_counter() - started > args.max_seconds and latest:
+            raise TimeUp
+
+    def on_checkpoint(checkpoint: dict) -> None:
+        latest.clear()
+        latest.update(checkpoint)
+
+    try:
+        train(sampler, params, vgg, targets, on_step=on_step, on_checkpoint=on_checkpoint)
+    except TimeUp:
+        print(f"time budget of {args.max_seconds:.0f} s spent: keeping the checkpoint of step {latest['step']}")
+    seconds = time.perf_counter() - started
+    summary = {"arch": params.arch, "steps": latest["step"], "batch_size": params.batch_size, "seconds": round(seconds, 1),
+               "s_per_step": round(seconds / max(latest["step"], 1), 4), "photos": len(photos), "precision": vgg.precision,
+               "final_losses": latest["losses"]}
+    torch.save({"arch": params.arch, "params": params.to_dict(), "model": {k: v.cpu() for k, v in latest["model"].items()}},
+               args.out / f"itn_{params.arch}_{latest['step']}.pt")
+    return network_from_state(params.arch, latest["model"]).to(device).eval(), summary
+
+
+def compare(args: argparse.Namespace, device: torch.device, net: torch.nn.Module, style: Image.Image) -> list[dict]:
+    rows, sheet = [], []
+    autocast = device.type == "cuda"
+    for path in photos_in(args.data / "content")[: args.photos]:
+        photo = Image.open(path).convert("RGB")
+        times = [timed(device, lambda: stylize_one(net, photo, size=args.size, device=device, autocast_bf16=autocast))[1]
+                 for _ in range(3)]
+        ours = stylize_one(net, photo, size=args.size, device=device, autocast_bf16=autocast).image
+        gatys, gatys_seconds = timed(device, lambda: stylize(photo, [style], GatysParams(size=args.size, iterations=args.gatys_iterations),
+                                                             device=device))
+        row = {"photo": path.name, "itn_style_dist": style_dist(ours, style, args.size),
+               "gatys_style_dist": style_dist(gatys.image, style, args.size),
+               "photo_style_dist": style_dist(photo, style, args.size),
+               "itn_ssim": luminance_ssim(ours, photo), "gatys_ssim": luminance_ssim(gatys.image, photo),
+               "itn_seconds": statistics.median(times), "gatys_seconds": gatys_seconds}
+        row["style_dist_ratio"] = row["itn_style_dist"] / row["gatys_style_dist"]
+        row["speedup"] = row["gatys_seconds"] / row["itn_seconds"]
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+        ours.save(args.out / f"itn_{path.stem}.png")
+        gatys.image.save(args.out / f"gatys_{path.stem}.png")
+        sheet.append((photo.resize(ours.size), ours, gatys.image.resize(ours.size)))
+        rows.append(row)
+    save_sheet(sheet, args.out / "sheet.png")
+    return rows
+
+
+def save_sheet(rows: list[tuple[Image.Image, ...]], path: Path) -> None:
+    """Photo | network | Gatys, one held-out photo a row, each row scaled to 256 px high."""
+    scaled = [[im.resize((im.width * 256 // im.height, 256)) for im in row] for row in rows]
+    canvas = Image.new("RGB", (max(sum(im.width for im in row) for row in scaled), 256 * len(scaled)), "white")
+    for y, row in enumerate(scaled):
+        x = 0
+        for im in row:
+            canvas.paste(im, (x, 256 * y))
+            x += im.width
+    canvas.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--style", type=Path, help="default: DATA/style/vangogh_starry_night.jpg")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/itn-acceptance"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--arch", default="johnson", choices=["johnson", "light"])
+    parser.add_argument("--steps", type=int, default=40_000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--style-weight", type=float, default=ITNTrainParams.style_weight)
+    parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--max-seconds", type=float, default=3600.0)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--gatys-iterations", type=int, default=300)
+    parser.add_argument("--photos", type=int, default=100, help="at most this many held-out photos")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    print(f"device {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {torch.get_num_threads()} threads")
+          + f", torch {torch.__version__}", flush=True)
+    style = Image.open(args.style or args.data / "style" / "vangogh_starry_night.jpg").convert("RGB")
+    net, training = train_network(args, device, style)
+    print("training", json.dumps(training), flush=True)
+    rows = compare(args, device, net, style)
+    worst = max(r["style_dist_ratio"] for r in rows)
+    print(f"style_dist ITN/Gatys: median {statistics.median(r['style_dist_ratio'] for r in rows):.2f}, worst {worst:.2f} (target <= 3)")
+    print(f"ITN SSIM of luminance: min {min(r['itn_ssim'] for r in rows):.3f} (target >= 0.3); "
+          f"Gatys min {min(r['gatys_ssim'] for r in rows):.3f}")
+    print(f"speed-up over Gatys {args.gatys_iterations}: min {min(r['speedup'] for r in rows):.0f}x (target >= 100)")
+
+
+if __name__ == "__main__":
+    main()
