@@ -16,7 +16,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.futures import as_completed
+from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -27,11 +27,13 @@ from db.runs import jobs_of_flow_run, release_jobs
 from db.session import retry_unavailable
 from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, report_batch
+from tasks.progress import shares_done
 from tasks.run_job import configured_run_job
 from tasks.stopping import Interrupted, request_stop, stop_reason, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
+PROGRESS_POLL_SECONDS = 5.0  # how often the running jobs' shares are read
 
 
 def open_workshop() -> Workshop:
@@ -148,11 +150,15 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
     progress = create_progress_artifact(0.0, description=f"{len(job_ids)} jobs")
     shown = 0.0
     with ThreadPoolTaskRunner(max_workers=workshop.config.gpu_slots) as runner:
-        futures = [runner.submit(run_job, {"job_id": job_id, "workshop": workshop}) for job_id in job_ids]
+        futures = {runner.submit(run_job, {"job_id": job_id, "workshop": workshop}): job_id for job_id in job_ids}
         try:
-            for done, _ in enumerate(as_completed(futures), start=1):
-                percent = 100.0 * done / len(futures)
-                if percent - shown >= PROGRESS_STEP or done == len(futures):
+            pending = list(futures)
+            while pending:
+                pending = list(wait(pending, timeout=PROGRESS_POLL_SECONDS).not_done)
+                # finished jobs count whole; running ones by the share their engine has done
+                running = shares_done(futures[future] for future in pending)
+                percent = 100.0 * (len(futures) - len(pending) + running) / len(futures)
+                if percent - shown >= PROGRESS_STEP or not pending:
                     update_progress_artifact(progress, percent)
                     shown = percent
         except BaseException as exc:
@@ -160,6 +166,8 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
             # stop the jobs at their next evaluation, or the pool would wait for them to end.
             request_stop(f"the flow run is ending ({type(exc).__name__})")
             raise
+        finally:
+            shares_done(job_ids, forget=True)
 
 
 def release_batch(workshop: Workshop, job_ids: list[int]) -> None:

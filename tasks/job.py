@@ -25,7 +25,7 @@ from db.jobs import JobSpec, job_spec
 from db.models import ArtifactKind, JobStatus
 from db.runs import ArtifactRecord, complete_run, fail_run, release_jobs, start_run
 from db.session import retry_unavailable
-from tasks.progress import throttled_progress
+from tasks.progress import note_share_done, throttled_progress
 from tasks.provenance import device_name, library_versions
 from tasks.retry import is_transient
 from tasks.stopping import Interrupted, raise_if_stopped
@@ -180,6 +180,7 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
         raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: stop at this evaluation
+        note_share_done(spec.id, step / total if total else 1.0)
         report(step, total, losses)
         keep_lease()
 

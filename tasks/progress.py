@@ -1,13 +1,36 @@
-"""Engine progress in the Prefect run log, throttled.
+"""Engine progress in the Prefect run log, throttled, and each running job's share done.
 
 The engine calls back on every iteration; a log line per iteration would flood the
 Prefect API (each line is an HTTP write), so only every tenth of the run is reported.
+The share done of each running job is kept in memory for the batch's progress artifact,
+which runs in the same process (the task runner's threads) and reads it on a timer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
+
+_share_done: dict[int, float] = {}
+_share_lock = threading.Lock()
+
+
+def note_share_done(job_id: int, share: float) -> None:
+    """How far running job `job_id` is, from 0 to 1."""
+    with _share_lock:
+        _share_done[job_id] = min(max(share, 0.0), 1.0)
+
+
+def shares_done(job_ids: Iterable[int], *, forget: bool = False) -> float:
+    """The summed share done of `job_ids` (0 for a job not started); `forget` drops them."""
+    ids = list(job_ids)
+    with _share_lock:
+        total = sum(_share_done.get(job_id, 0.0) for job_id in ids)
+        if forget:
+            for job_id in ids:
+                _share_done.pop(job_id, None)
+        return total
 
 
 def throttled_progress(

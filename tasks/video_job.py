@@ -23,6 +23,7 @@ from db.jobs import JobSpec
 from db.models import ArtifactKind
 from db.runs import ArtifactRecord
 from tasks.job import lease_keeper, phase
+from tasks.progress import note_share_done
 from tasks.stopping import raise_if_stopped
 from tasks.workshop import Workshop
 
@@ -60,6 +61,8 @@ def run_video(
         keep_lease()
 
     def on_frame(report: Any) -> None:
+        if report.total:
+            note_share_done(spec.id, (report.index + 1) / report.total)
         error = "" if report.warping_error is None else f", warping error {report.warping_error:.2e}"
         cut = ", scene cut" if report.scene_cut else ""
         logger.info("job %d: frame %d/%s in %.1f s (%d evaluations%s%s)%s", spec.id, report.index + 1, report.total,
