@@ -22,6 +22,7 @@ from db.claims import claim_jobs, renew_lease
 from db.jobs import JobSpec, job_spec
 from db.models import ArtifactKind, JobStatus
 from db.runs import ArtifactRecord, complete_run, fail_run, start_run
+from tasks.loss_curve import LossCurve
 from tasks.progress import throttled_progress
 from tasks.provenance import device_name, library_versions
 from tasks.retry import is_transient
@@ -78,7 +79,8 @@ def perform_job(
         with phase(timings, "load"):
             content, styles = load_inputs(workshop, spec)
         with phase(timings, "compute"):
-            result = render(workshop, spec, content, styles, logger)
+            curve = LossCurve()
+            result = render(workshop, spec, content, styles, logger, curve)
         with phase(timings, "upload"):
             artifacts = upload_outputs(workshop, spec, result.image)
     except LeaseLost:
@@ -92,7 +94,7 @@ def perform_job(
         workshop.worker,
         artifacts=artifacts,
         timings=timings,
-        metrics={**result.metrics, "losses": result.losses, "iterations": result.iterations},
+        metrics={**result.metrics, "losses": result.losses, "iterations": result.iterations, **curve.as_metrics()},
         peak_memory_bytes=peak_memory(workshop.device),
         cache_hit=result.cache_hit,
     )
@@ -145,8 +147,8 @@ def load_inputs(workshop: Workshop, spec: JobSpec) -> tuple[Any, list[Any]]:
     return load(spec.content, "content"), [load(ref, "style") for ref in spec.styles]
 
 
-def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any) -> Any:
-    """Run the engine, logging progress and keeping the lease alive on long runs."""
+def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any, curve: LossCurve) -> Any:
+    """Run the engine, logging progress, recording the loss curve and keeping the lease alive on long runs."""
     from style_engine.methods import run_method
 
     report = throttled_progress(logger, f"job {spec.id}")
@@ -154,6 +156,7 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
         report(step, total, losses)
+        curve.add(step, losses)
         keep_lease()
 
     return run_method(
