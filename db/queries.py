@@ -46,6 +46,7 @@ class Filters:
     title: str | None = None
     sort: str | None = None
     limit: int | None = 50
+    offset: int = 0  # rows to skip before `limit` (a page of a listing)
 
 
 # A number beyond the largest id a catalog can hold matches nothing, and must say so
@@ -82,9 +83,12 @@ def _sorted(query: Select[Any], sorts: dict[str, Any], key: str | None, default:
     return query.order_by(*order)
 
 
-def _limited(query: Select[Any], limit: int | None) -> Select[Any]:
+def _limited(query: Select[Any], limit: int | None, offset: int = 0) -> Select[Any]:
     if limit is not None and limit < 1:
         raise InvalidRequest(f"limit must be at least 1, got {limit}")
+    if offset < 0:
+        raise InvalidRequest(f"offset must not be negative, got {offset}")
+    query = query.offset(offset) if offset else query
     return query if limit is None else query.limit(limit)
 
 
@@ -251,7 +255,7 @@ def list_images(session: Session, f: Filters = Filters()) -> list[dict[str, Any]
         query = query.where(or_(contains_text(Image.title, f.title), contains_text(Image.source_name, f.title)))
     query = query.where(*(_tagged(Image.id, tag) for tag in normalize_tags(f.tags)))
     query = _dated(query, Image.created_at, f)
-    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     return [image_dict(i) for i in session.scalars(query)]
 
 
@@ -276,7 +280,7 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     if f.status:
         query = query.where(Job.status == f.status)
     query = _dated(_job_filters(session, query, f), Job.created_at, f)
-    query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     return [job_dict(j) for j in session.scalars(query)]
 
 
@@ -313,7 +317,7 @@ def list_runs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     if f.status:
         query = query.where(Run.status == f.status)
     query = _dated(_job_filters(session, query, f), Run.started_at, f)
-    query = _limited(_sorted(query, RUN_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(query, RUN_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     rows = []
     for run, method in session.execute(query):
         data = run_dict(run)
@@ -373,7 +377,7 @@ def _artwork(artifact: Artifact, run: Run, job: Job) -> dict[str, Any]:
 
 
 def list_artworks(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
-    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     return [_artwork(*row) for row in session.execute(query)]
 
 
@@ -434,3 +438,51 @@ def _cost_key(params: dict[str, Any]) -> list[Any]:
     if not params.get("multiscale"):
         key[COST_PARAMS.index("scales")] = None
     return key
+
+
+# ---- batches -----------------------------------------------------------------------------
+
+
+def failed_jobs_by_batch(session: Session, limit: int = 500) -> list[dict[str, Any]]:
+    """Failed jobs grouped by the batch (Prefect flow run) of their last attempt, newest batch first.
+
+    Each group: `flow_run_id` (None for jobs whose last attempt has none), `job_ids`, and
+    `last_failed_at`; what `rerun-failed --job` needs to finish one batch.
+    """
+    last_attempt = select(func.max(Run.attempt)).where(Run.job_id == Job.id).correlate(Job).scalar_subquery()
+    query = (
+        select(Job.id, Run.flow_run_id, Run.started_at)
+        .join(Run, (Run.job_id == Job.id) & (Run.attempt == last_attempt))
+        .where(Job.status == JobStatus.FAILED)
+        .order_by(Run.started_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
+    batches: dict[str | None, dict[str, Any]] = {}
+    for job_id, flow_run_id, started_at in session.execute(query):
+        batch = batches.setdefault(flow_run_id, {"flow_run_id": flow_run_id, "job_ids": [], "last_failed_at": started_at})
+        batch["job_ids"].append(job_id)
+    return list(batches.values())
+
+
+def images_by_id(session: Session, image_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Image records by id (the inputs shown beside an artwork)."""
+    query = select(Image).where(Image.id.in_(list(image_ids))).options(selectinload(Image.tags))
+    return {image.id: image_dict(image) for image in session.scalars(query)}
+
+
+def run_file(session: Session, artwork_id: int, kind: str) -> dict[str, Any]:
+    """The `kind` artifact (output, thumbnail) of the run that produced artwork `artwork_id`."""
+    check_ids([artwork_id], "artwork")
+    run_id = select(Artifact.run_id).where(Artifact.id == artwork_id, Artifact.kind == ArtifactKind.OUTPUT)
+    artifact = session.scalar(
+        select(Artifact).where(Artifact.run_id == run_id.scalar_subquery(), Artifact.kind == kind).limit(1)
+    )
+    if artifact is None:
+        raise NotFound(f"no {kind} for artwork {artwork_id}")
+    return artifact_dict(artifact)
+
+
+def job_status_counts(session: Session) -> dict[str, int]:
+    """How many jobs are in each status (every status listed, zero included)."""
+    counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    return {status.value: counts.get(status.value, 0) for status in JobStatus}
