@@ -120,7 +120,9 @@ def _job_filters(session: Session, query: Select[Any], f: Filters) -> Select[Any
         query = query.where(Job.content_id == find_image(session, f.content, role="content").id)
     if f.style:
         style_id = find_image(session, f.style, role="style").id
-        query = query.where(exists().where(JobStyle.job_id == Job.id, JobStyle.image_id == style_id))
+        # IN rather than a correlated EXISTS: both databases can then start from the style's
+        # few jobs (job_styles.image_id index) instead of testing every row of the listing.
+        query = query.where(Job.id.in_(select(JobStyle.job_id).where(JobStyle.image_id == style_id)))
     if f.artist:
         artist = f.artist
         query = query.where(
@@ -480,6 +482,11 @@ def run_file(session: Session, artwork_id: int, kind: str) -> dict[str, Any]:
     if artifact is None:
         raise NotFound(f"no {kind} for artwork {artwork_id}")
     return artifact_dict(artifact)
+
+
+def run_loss_curve(session: Session, run_id: int) -> dict[str, Any] | None:
+    """The run's per-evaluation losses (`Run.loss_curve`, which listings never load)."""
+    return session.scalar(select(Run.loss_curve).where(Run.id == run_id))
 
 
 def job_status_counts(session: Session) -> dict[str, int]:

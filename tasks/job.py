@@ -94,7 +94,8 @@ def perform_job(
         workshop.worker,
         artifacts=artifacts,
         timings=timings,
-        metrics={**result.metrics, "losses": result.losses, "iterations": result.iterations, **curve.as_metrics()},
+        metrics={**result.metrics, "losses": result.losses, "iterations": result.iterations},
+        loss_curve=curve.points(),
         peak_memory_bytes=peak_memory(workshop.device),
         cache_hit=result.cache_hit,
     )

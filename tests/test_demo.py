@@ -18,6 +18,7 @@ def test_demo_runs_once_then_reuses_the_catalog(prefect_api, atelier, tmp_path):
     quick = ("--data", str(tmp_path / "mine"), "--size", "48", "--iterations", "2")
     first = app.cli("demo", *quick)
     assert "gallery: 2 of 2 jobs succeeded" in first.output and "contact sheet:" in first.output
+    assert first.output.rstrip().splitlines()[-1].startswith("open the gallery of this catalog: atelier web")
     jobs = catalog_rows(app, Job)
     assert {job.params.get("preserve_color") for job in jobs} == {None, "luminance"}
     runs, artifacts = len(catalog_rows(app, Run)), len(catalog_rows(app, Artifact))

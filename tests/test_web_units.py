@@ -17,18 +17,18 @@ def test_loss_curve_keeps_every_point_up_to_the_limit_then_thins_evenly():
     short = LossCurve()
     for step in range(1, 51):
         short.add(step, {"total": 100 / step, "content": 1.0, "style": 99 / step, "tv": 0.0})
-    assert short.as_metrics()["loss_curve"]["evaluation"] == list(range(1, 51))
+    assert short.points()["evaluation"] == list(range(1, 51))
 
     long = LossCurve()
     for step in range(1, 1001):
         long.add(step, {"total": 1000 / step, "content": 1.0, "style": 999 / step})
-    curve = long.as_metrics()["loss_curve"]
+    curve = long.points()
     assert len(curve["evaluation"]) == MAX_POINTS
     assert curve["evaluation"][0] == 1 and curve["evaluation"][-1] == 1000  # first and last kept
     gaps = {b - a for a, b in zip(curve["evaluation"], curve["evaluation"][1:], strict=False)}
     assert gaps <= {5, 6}
     assert curve["total"][-1] == pytest.approx(1.0)
-    assert LossCurve().as_metrics() == {}
+    assert LossCurve().points() is None
 
 
 def test_loss_plot_is_log_scaled_and_skips_non_finite_points():

@@ -78,7 +78,7 @@ def build_gallery(catalog, store: LocalStore, artworks: int = 5) -> Gallery:
                  "content": [1.0 + s / 10 for s in range(20)], "style": [90.0 / (s + 1) for s in range(20)]}
         ids = complete_run(
             catalog, run_id, WORKER, timings={"load": 0.1, "compute": 1.0 + i, "upload": 0.1},
-            metrics={"ssim_to_content": 0.5 + i / 20, "style_loss_drop": 10.0 + i, "loss_curve": curve},
+            metrics={"ssim_to_content": 0.5 + i / 20, "style_loss_drop": 10.0 + i}, loss_curve=curve,
             artifacts=[ArtifactRecord("output", output.uri, output.sha256, output.size, "image/png", 64, 48),
                        ArtifactRecord("thumbnail", thumb.uri, thumb.sha256, thumb.size, "image/png", 32, 24)],
         )

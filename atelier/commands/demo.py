@@ -76,7 +76,15 @@ def demo(
     if not report.lines:
         console.print("nothing left to do: every demo job has already run")
     print_catalog_summary(tag)
+    console.print(f"open the gallery of this catalog: {gallery_command()}   (then http://127.0.0.1:8000/)",
+                  highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code(report))
+
+
+def gallery_command() -> str:
+    """`atelier web` as this folder runs it: through the project's .venv when there is one (`make demo`)."""
+    venv = Path(".venv/bin/atelier")
+    return f"{venv} web" if venv.exists() else "atelier web"
 
 
 def demo_tag(data: Path | None) -> str:

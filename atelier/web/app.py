@@ -8,11 +8,11 @@ filter values 400 with the reason, write actions without the token 403.
 from __future__ import annotations
 
 import secrets
-from urllib.parse import parse_qs
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -131,11 +131,11 @@ def create_app(config: WebConfig) -> FastAPI:
             [st["source_name"] or f"style-{st['id']}.png" for st in styles], [st["weight"] for st in art["styles"]],
             run["versions"].get("weights_source"), f"artwork-{artwork_id}.png",
         )
-        metrics = {k: v for k, v in run["metrics"].items() if k != "loss_curve"}
         flow_url = (f"{config.prefect_ui_url.rstrip('/')}/runs/flow-run/{run['flow_run_id']}"
                     if config.prefect_ui_url and run["flow_run_id"] else None)
         return page(request, "artwork.html", art=art, run=run, content=content, styles=styles, command=command,
-                    unsupported=unsupported, metrics=metrics, plot=loss_curve_svg(run["metrics"].get("loss_curve")),
+                    unsupported=unsupported, metrics=run["metrics"],
+                    plot=loss_curve_svg(queries.run_loss_curve(s, run["id"])),
                     flow_url=flow_url)
 
     @app.get("/artworks/{artwork_id}/image")

@@ -21,7 +21,7 @@ def _finite_positive(values: Sequence[Any]) -> list[float]:
 
 
 def loss_curve_svg(curve: Mapping[str, Sequence[Any]] | None) -> Markup | None:
-    """An SVG plot of `metrics["loss_curve"]` (evaluation -> total, content, style), or None without one."""
+    """An SVG plot of a run's `loss_curve` (evaluation -> total, content, style), or None without one."""
     if not curve or len(curve.get("evaluation", ())) < 2:
         return None
     steps = [float(s) for s in curve["evaluation"]]
