@@ -211,3 +211,22 @@ def test_no_database_password_in_pages_or_headers(postgres_url, tmp_path):
         everything = response.text + str(response.headers)
         assert "hunter2" not in everything, path
     catalog.dispose()
+
+
+@pytest.mark.e2e
+def test_rerun_action_starts_the_rerun_failed_deployment(prefect_api, gallery):
+    """With a Prefect server, the button asks it for a run of rerun-failed with exactly the batch's failed jobs."""
+    from prefect.client.orchestration import get_client
+
+    from flows.deployments import served_deployments
+
+    g, url, store_url = gallery
+    for deployment in served_deployments("0 2 * * *", "UTC"):
+        deployment.apply()
+    answer = make_client(url, store_url, write_token="t").post("/jobs/rerun", data={"batch": FLOW_RUN, "token": "t"})
+    assert answer.status_code == 200 and "Started flow run" in answer.text
+    flow_run_id = re.search(r"flow run id ([0-9a-f-]{36})", answer.text).group(1)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        deployment = client.read_deployment(flow_run.deployment_id)
+    assert deployment.name == "rerun-failed" and flow_run.parameters == {"job_ids": g.failed_jobs}

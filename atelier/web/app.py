@@ -131,12 +131,10 @@ def create_app(config: WebConfig) -> FastAPI:
             [st["source_name"] or f"style-{st['id']}.png" for st in styles], [st["weight"] for st in art["styles"]],
             run["versions"].get("weights_source"), f"artwork-{artwork_id}.png",
         )
-        flow_url = (f"{config.prefect_ui_url.rstrip('/')}/runs/flow-run/{run['flow_run_id']}"
-                    if config.prefect_ui_url and run["flow_run_id"] else None)
         return page(request, "artwork.html", art=art, run=run, content=content, styles=styles, command=command,
                     unsupported=unsupported, metrics=run["metrics"],
                     plot=loss_curve_svg(queries.run_loss_curve(s, run["id"])),
-                    flow_url=flow_url)
+                    flow_url=flow_run_url(config, run["flow_run_id"]))
 
     @app.get("/artworks/{artwork_id}/image")
     def artwork_image(artwork_id: int, s: Reader, download: bool = False) -> Response:
@@ -202,9 +200,17 @@ def create_app(config: WebConfig) -> FastAPI:
         if batch not in groups:
             raise BadRequest(f"batch {batch!r}: no failed jobs in it (they may have been rerun already)")
         outcome = await run_in_threadpool(actions.rerun_failed_jobs, groups[batch])
-        return page(request, "rerun.html", outcome=outcome, job_ids=groups[batch])
+        return page(request, "rerun.html", outcome=outcome, job_ids=groups[batch],
+                    flow_url=flow_run_url(config, outcome.flow_run_id))
 
     return app
+
+
+def flow_run_url(config: WebConfig, flow_run_id: str | None) -> str | None:
+    """The flow run's page in the Prefect UI, when its address is configured."""
+    if not (config.prefect_ui_url and flow_run_id):
+        return None
+    return f"{config.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
 
 
 def _image(session: Session, image_id: int) -> dict[str, Any]:
