@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from atelier.timestamps import parse_iso_time
 from db.queries import Filters
 
 # Sorts a visitor can pick on the grid: label -> Filters.sort key.
@@ -51,10 +52,9 @@ def _time(params: Mapping[str, str], name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} {value!r}: expected an ISO date such as 2026-11-25 or 2026-11-25T17:00") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+        return parse_iso_time(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name} {value!r}: {exc}") from None
 
 
 def page_number(params: Mapping[str, str]) -> int:
