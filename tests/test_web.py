@@ -152,7 +152,7 @@ def test_rerun_without_a_prefect_server_says_how(gallery, monkeypatch):
     assert f"atelier jobs rerun-failed --job {g.failed_jobs[0]}" in answer.text
 
 
-def test_local_store_serves_only_files_inside_its_root(catalog, tmp_path):
+def test_local_store_serves_only_intact_files_inside_its_root(catalog, tmp_path):
     from db.images import register_image
     from storage.keys import content_key
     from storage.local import LocalStore
@@ -169,8 +169,14 @@ def test_local_store_serves_only_files_inside_its_root(catalog, tmp_path):
                                  format="PNG", bytes=16)[0].id
         linked = register_image(session, sha256=digest, role="content", uri=store.uri_for_key(link.relative_to(store.root).as_posix()),
                                 width=1, height=1, format="PNG", bytes=16)[0].id
+    spoiled = store.put_bytes(b"the painting", suffix=".png")
+    store.path_for_uri(spoiled.uri).write_bytes(b"top secret overwrite")  # inside the root, but not its bytes
+    with catalog.session() as session:
+        corrupt = register_image(session, sha256=spoiled.sha256, role="content", uri=spoiled.uri, width=1, height=1,
+                                 format="PNG", bytes=12)[0].id
     client = make_client(catalog.url, f"file://{store.root}")
-    for image_id in (outside, linked):
+    assert "corrupt" in client.get(f"/images/{corrupt}/file").text
+    for image_id in (outside, linked, corrupt):
         response = client.get(f"/images/{image_id}/file")
         assert response.status_code == 404
         assert b"top secret" not in response.content

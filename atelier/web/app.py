@@ -52,7 +52,17 @@ def make_templates() -> Environment:
     env.globals["query_for"] = query_for
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
     env.filters["seconds"] = lambda value: f"{value:.1f} s" if isinstance(value, int | float) else ""
+    env.filters["num"] = readable
     return env
+
+
+def readable(value: Any) -> str:
+    """Floats to 4 significant digits (also inside a dict of them); anything else as it is."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items())
+    return str(value)
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -141,19 +151,19 @@ def create_app(config: WebConfig) -> FastAPI:
         art = queries.show_artwork(s, artwork_id)
         from atelier.export import export_name
 
-        return object_response(store, art["uri"], "image/png", export_name(art) if download else None)
+        return object_response(store, art["uri"], art["sha256"], "image/png", export_name(art) if download else None)
 
     @app.get("/artworks/{artwork_id}/thumbnail")
     def artwork_thumbnail(artwork_id: int, s: Reader) -> Response:
         thumb = queries.run_file(s, artwork_id, ArtifactKind.THUMBNAIL)
-        return object_response(store, thumb["uri"], thumb["content_type"], None)
+        return object_response(store, thumb["uri"], thumb["sha256"], thumb["content_type"], None)
 
     @app.get("/images/{image_id}/file")
     def image_file(image_id: int, s: Reader, download: bool = False) -> Response:
         image = _image(s, image_id)
         content_type = f"image/{image['format'].lower()}"
         name = f"{image['role']}-{image['id']}.{image['format'].lower()}" if download else None
-        return object_response(store, image["uri"], content_type, name)
+        return object_response(store, image["uri"], image["sha256"], content_type, name)
 
     @app.get("/images/{image_id}", response_class=HTMLResponse)
     def image_page(request: Request, image_id: int, s: Reader) -> HTMLResponse:

@@ -22,7 +22,7 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
 class OutsideStore(LookupError):
-    """The catalog names an object that is not inside this app's store."""
+    """The catalog names an object that is not inside this app's store, or not intact there."""
 
 
 def local_path(store: LocalStore, uri: str) -> Path:
@@ -39,10 +39,15 @@ def local_path(store: LocalStore, uri: str) -> Path:
     return path
 
 
-def object_response(store: ArtifactStore, uri: str, content_type: str | None, download_name: str | None) -> Response:
-    """The stored object: a presigned redirect (S3) or the file, streamed (local folder)."""
+def object_response(
+    store: ArtifactStore, uri: str, sha256: str, content_type: str | None, download_name: str | None
+) -> Response:
+    """The stored object: a presigned redirect (S3) or the file, streamed (local folder) after
+    checking its bytes against `sha256`, so a corrupt copy is refused instead of shown."""
     if isinstance(store, LocalStore):
         path = local_path(store, uri)
+        if not store.verify(uri, sha256):
+            raise OutsideStore("the stored copy is corrupt (its sha256 differs): add the original file again")
         disposition = "attachment" if download_name else "inline"
         return FileResponse(path, media_type=content_type, filename=download_name, content_disposition_type=disposition,
                             headers=IMMUTABLE)
