@@ -341,14 +341,16 @@ def show_run(session: Session, run_id: int) -> dict[str, Any]:
 ARTWORK_SORTS = {"id": Artifact.id, "created": Artifact.created_at, "duration": Run.duration_s}
 
 
-def _artworks_query(session: Session, f: Filters) -> Select[Any]:
+def _artworks_query(session: Session, f: Filters, *, ids_only: bool = False) -> Select[Any]:
+    """Output artifacts with their run and job, filtered; `ids_only` selects just the artifact ids."""
     query = (
-        select(Artifact, Run, Job)
+        (select(Artifact.id) if ids_only else select(Artifact, Run, Job))
         .join(Run, Artifact.run_id == Run.id)
         .join(Job, Run.job_id == Job.id)
         .where(Artifact.kind == ArtifactKind.OUTPUT)
-        .options(selectinload(Run.artifacts), *_job_options())
     )
+    if not ids_only:
+        query = query.options(selectinload(Run.artifacts), *_job_options())
     check_status(f.status, JobStatus)
     if f.status:
         query = query.where(Job.status == f.status)
@@ -379,8 +381,16 @@ def _artwork(artifact: Artifact, run: Run, job: Job) -> dict[str, Any]:
 
 
 def list_artworks(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
-    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
-    return [_artwork(*row) for row in session.execute(query)]
+    query = _sorted(_artworks_query(session, f, ids_only=True), ARTWORK_SORTS, f.sort, NEWEST_FIRST)
+    return _artworks_in_order(session, _limited(query, f.limit, f.offset))
+
+
+def _artworks_in_order(session: Session, ordered_ids: Select[Any]) -> list[dict[str, Any]]:
+    """The artworks whose ids `ordered_ids` selects, in its order. Two steps, so that the sort
+    (over every matching row) carries ids and keys only, and whole rows are read for one page."""
+    ids = list(session.scalars(ordered_ids))
+    rows = {row[0].id: row for row in session.execute(_artworks_query(session, Filters()).where(Artifact.id.in_(ids)))}
+    return [_artwork(*rows[i]) for i in ids]
 
 
 def show_artwork(session: Session, artifact_id: int) -> dict[str, Any]:
@@ -396,9 +406,9 @@ def best_artworks(
 ) -> list[dict[str, Any]]:
     """Artworks ranked by a run metric (highest first, or lowest first for losses)."""
     value = Run.metrics[metric].as_float()
-    query = _artworks_query(session, f).where(value.is_not(None))
+    query = _artworks_query(session, f, ids_only=True).where(value.is_not(None))
     query = query.order_by(value.asc() if lowest else value.desc(), Artifact.id)
-    return [_artwork(*row) for row in session.execute(_limited(query, f.limit))]
+    return _artworks_in_order(session, _limited(query, f.limit, f.offset))
 
 
 # ---- statistics --------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def test_grid_newest_first_filters_and_pages(gallery):
     assert shown_artworks(make_client(url, store_url).get("/?sort=oldest").text) == g.artworks
     best = make_client(url, store_url).get("/?metric=ssim_to_content&order=low").text
     assert shown_artworks(best) == g.artworks  # ssim grows with each artwork
+    assert shown_artworks(client.get("/?metric=ssim_to_content&order=low&page=2").text) == g.artworks[2:4]
 
 
 def test_artwork_page_has_everything_to_understand_and_remake_it(gallery):
