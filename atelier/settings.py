@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     nightly_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     work_pool: str = "atelier"
+    # The gallery web app (`atelier web`): the Prefect UI's address, for links to flow runs
+    # (e.g. http://127.0.0.1:4200), and the token that turns on its write actions (off when unset).
+    prefect_ui_url: str | None = None
+    web_token: str | None = None
 
     @field_validator("host")
     @classmethod
@@ -59,7 +63,7 @@ class Settings(BaseSettings):
             raise ValueError(f"ATELIER_HOST {value!r}: use letters, digits, '.', '_' and '-' only")
         return value
 
-    @field_validator("s3_endpoint_url", "store_public_url", mode="before")
+    @field_validator("s3_endpoint_url", "store_public_url", "prefect_ui_url", "web_token", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

@@ -245,6 +245,9 @@ class Run(Base):
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_traceback: Mapped[str | None] = mapped_column(Text)
+    # Per-evaluation losses ({"evaluation": [...], "total": [...], ...}) for the gallery's plot;
+    # deferred, so listings never read it (see migration 0002).
+    loss_curve: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)
 
     job: Mapped[Job] = relationship(back_populates="runs")
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="run", order_by="Artifact.id")
@@ -271,6 +274,10 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     run: Mapped[Run | None] = relationship(back_populates="artifacts")
+
+
+# The gallery's grid: output artifacts, newest first, a page at a time.
+Index("ix_artifacts_kind_id", Artifact.kind, Artifact.id)
 
 
 class Model(Base):

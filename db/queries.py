@@ -46,6 +46,7 @@ class Filters:
     title: str | None = None
     sort: str | None = None
     limit: int | None = 50
+    offset: int = 0  # rows to skip before `limit` (a page of a listing)
 
 
 # A number beyond the largest id a catalog can hold matches nothing, and must say so
@@ -82,9 +83,12 @@ def _sorted(query: Select[Any], sorts: dict[str, Any], key: str | None, default:
     return query.order_by(*order)
 
 
-def _limited(query: Select[Any], limit: int | None) -> Select[Any]:
+def _limited(query: Select[Any], limit: int | None, offset: int = 0) -> Select[Any]:
     if limit is not None and limit < 1:
         raise InvalidRequest(f"limit must be at least 1, got {limit}")
+    if offset < 0:
+        raise InvalidRequest(f"offset must not be negative, got {offset}")
+    query = query.offset(offset) if offset else query
     return query if limit is None else query.limit(limit)
 
 
@@ -116,7 +120,9 @@ def _job_filters(session: Session, query: Select[Any], f: Filters) -> Select[Any
         query = query.where(Job.content_id == find_image(session, f.content, role="content").id)
     if f.style:
         style_id = find_image(session, f.style, role="style").id
-        query = query.where(exists().where(JobStyle.job_id == Job.id, JobStyle.image_id == style_id))
+        # IN rather than a correlated EXISTS: both databases can then start from the style's
+        # few jobs (job_styles.image_id index) instead of testing every row of the listing.
+        query = query.where(Job.id.in_(select(JobStyle.job_id).where(JobStyle.image_id == style_id)))
     if f.artist:
         artist = f.artist
         query = query.where(
@@ -252,7 +258,7 @@ def list_images(session: Session, f: Filters = Filters()) -> list[dict[str, Any]
         query = query.where(or_(contains_text(Image.title, f.title), contains_text(Image.source_name, f.title)))
     query = query.where(*(_tagged(Image.id, tag) for tag in normalize_tags(f.tags)))
     query = _dated(query, Image.created_at, f)
-    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(query, IMAGE_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     return [image_dict(i) for i in session.scalars(query)]
 
 
@@ -277,7 +283,7 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     if f.status:
         query = query.where(Job.status == f.status)
     query = _dated(_job_filters(session, query, f), Job.created_at, f)
-    query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     return [job_dict(j) for j in session.scalars(query)]
 
 
@@ -314,7 +320,7 @@ def list_runs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
     if f.status:
         query = query.where(Run.status == f.status)
     query = _dated(_job_filters(session, query, f), Run.started_at, f)
-    query = _limited(_sorted(query, RUN_SORTS, f.sort, NEWEST_FIRST), f.limit)
+    query = _limited(_sorted(query, RUN_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
     rows = []
     for run, method in session.execute(query):
         data = run_dict(run)
@@ -336,14 +342,16 @@ def show_run(session: Session, run_id: int) -> dict[str, Any]:
 ARTWORK_SORTS = {"id": Artifact.id, "created": Artifact.created_at, "duration": Run.duration_s}
 
 
-def _artworks_query(session: Session, f: Filters) -> Select[Any]:
+def _artworks_query(session: Session, f: Filters, *, ids_only: bool = False) -> Select[Any]:
+    """Output artifacts with their run and job, filtered; `ids_only` selects just the artifact ids."""
     query = (
-        select(Artifact, Run, Job)
+        (select(Artifact.id) if ids_only else select(Artifact, Run, Job))
         .join(Run, Artifact.run_id == Run.id)
         .join(Job, Run.job_id == Job.id)
         .where(Artifact.kind == ArtifactKind.OUTPUT)
-        .options(selectinload(Run.artifacts), *_job_options())
     )
+    if not ids_only:
+        query = query.options(selectinload(Run.artifacts), *_job_options())
     check_status(f.status, JobStatus)
     if f.status:
         query = query.where(Job.status == f.status)
@@ -374,8 +382,16 @@ def _artwork(artifact: Artifact, run: Run, job: Job) -> dict[str, Any]:
 
 
 def list_artworks(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
-    query = _limited(_sorted(_artworks_query(session, f), ARTWORK_SORTS, f.sort, NEWEST_FIRST), f.limit)
-    return [_artwork(*row) for row in session.execute(query)]
+    query = _sorted(_artworks_query(session, f, ids_only=True), ARTWORK_SORTS, f.sort, NEWEST_FIRST)
+    return _artworks_in_order(session, _limited(query, f.limit, f.offset))
+
+
+def _artworks_in_order(session: Session, ordered_ids: Select[Any]) -> list[dict[str, Any]]:
+    """The artworks whose ids `ordered_ids` selects, in its order. Two steps, so that the sort
+    (over every matching row) carries ids and keys only, and whole rows are read for one page."""
+    ids = list(session.scalars(ordered_ids))
+    rows = {row[0].id: row for row in session.execute(_artworks_query(session, Filters()).where(Artifact.id.in_(ids)))}
+    return [_artwork(*rows[i]) for i in ids]
 
 
 def show_artwork(session: Session, artifact_id: int) -> dict[str, Any]:
@@ -391,9 +407,9 @@ def best_artworks(
 ) -> list[dict[str, Any]]:
     """Artworks ranked by a run metric (highest first, or lowest first for losses)."""
     value = Run.metrics[metric].as_float()
-    query = _artworks_query(session, f).where(value.is_not(None))
+    query = _artworks_query(session, f, ids_only=True).where(value.is_not(None))
     query = query.order_by(value.asc() if lowest else value.desc(), Artifact.id)
-    return [_artwork(*row) for row in session.execute(_limited(query, f.limit))]
+    return _artworks_in_order(session, _limited(query, f.limit, f.offset))
 
 
 # ---- statistics --------------------------------------------------------------------------
@@ -435,3 +451,56 @@ def _cost_key(params: dict[str, Any]) -> list[Any]:
     if not params.get("multiscale"):
         key[COST_PARAMS.index("scales")] = None
     return key
+
+
+# ---- batches -----------------------------------------------------------------------------
+
+
+def failed_jobs_by_batch(session: Session, limit: int = 500) -> list[dict[str, Any]]:
+    """Failed jobs grouped by the batch (Prefect flow run) of their last attempt, newest batch first.
+
+    Each group: `flow_run_id` (None for jobs whose last attempt has none), `job_ids`, and
+    `last_failed_at`; what `rerun-failed --job` needs to finish one batch.
+    """
+    last_attempt = select(func.max(Run.attempt)).where(Run.job_id == Job.id).correlate(Job).scalar_subquery()
+    query = (
+        select(Job.id, Run.flow_run_id, Run.started_at)
+        .join(Run, (Run.job_id == Job.id) & (Run.attempt == last_attempt))
+        .where(Job.status == JobStatus.FAILED)
+        .order_by(Run.started_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
+    batches: dict[str | None, dict[str, Any]] = {}
+    for job_id, flow_run_id, started_at in session.execute(query):
+        batch = batches.setdefault(flow_run_id, {"flow_run_id": flow_run_id, "job_ids": [], "last_failed_at": started_at})
+        batch["job_ids"].append(job_id)
+    return list(batches.values())
+
+
+def images_by_id(session: Session, image_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Image records by id (the inputs shown beside an artwork)."""
+    query = select(Image).where(Image.id.in_(list(image_ids))).options(selectinload(Image.tags))
+    return {image.id: image_dict(image) for image in session.scalars(query)}
+
+
+def run_file(session: Session, artwork_id: int, kind: str) -> dict[str, Any]:
+    """The `kind` artifact (output, thumbnail) of the run that produced artwork `artwork_id`."""
+    check_ids([artwork_id], "artwork")
+    run_id = select(Artifact.run_id).where(Artifact.id == artwork_id, Artifact.kind == ArtifactKind.OUTPUT)
+    artifact = session.scalar(
+        select(Artifact).where(Artifact.run_id == run_id.scalar_subquery(), Artifact.kind == kind).limit(1)
+    )
+    if artifact is None:
+        raise NotFound(f"no {kind} for artwork {artwork_id}")
+    return artifact_dict(artifact)
+
+
+def run_loss_curve(session: Session, run_id: int) -> dict[str, Any] | None:
+    """The run's per-evaluation losses (`Run.loss_curve`, which listings never load)."""
+    return session.scalar(select(Run.loss_curve).where(Run.id == run_id))
+
+
+def job_status_counts(session: Session) -> dict[str, int]:
+    """How many jobs are in each status (every status listed, zero included)."""
+    counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    return {status.value: counts.get(status.value, 0) for status in JobStatus}

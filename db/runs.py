@@ -125,6 +125,7 @@ _CLOSE_RUN = (
         duration_s=_SecondsBetween(Run.started_at, _p("now", UTCDateTime())),
         timings=_p("timings", JSON()),
         metrics=func.coalesce(_p("metrics", JSON(none_as_null=True)), Run.metrics),
+        loss_curve=_p("loss_curve", JSON(none_as_null=True)),
         peak_memory_bytes=_p("peak_memory_bytes", BigInteger()),
         cache_hit=_p("cache_hit", Boolean()),
         error_type=_p("error_type", String()),
@@ -195,6 +196,7 @@ def complete_run(
     artifacts: Sequence[ArtifactRecord],
     timings: Mapping[str, float] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    loss_curve: Mapping[str, Any] | None = None,
     peak_memory_bytes: int | None = None,
     cache_hit: bool | None = None,
 ) -> list[int]:
@@ -203,7 +205,8 @@ def complete_run(
     now = utcnow()
     with catalog.transaction() as connection:
         job_id = _close_run(connection, run_id, worker, now, status=RunStatus.SUCCEEDED, timings=timings,
-                            metrics=dict(metrics or {}), peak_memory_bytes=peak_memory_bytes, cache_hit=cache_hit)
+                            metrics=dict(metrics or {}), loss_curve=dict(loss_curve) if loss_curve else None,
+                            peak_memory_bytes=peak_memory_bytes, cache_hit=cache_hit)
         _release(connection, job_id, worker, now, outcome=JobStatus.SUCCEEDED)
         if not artifacts:
             return []
@@ -241,7 +244,7 @@ def fail_run(
 
 
 _CLOSE_DEFAULTS = dict.fromkeys(
-    ("metrics", "peak_memory_bytes", "cache_hit", "error_type", "error_message", "error_traceback")
+    ("metrics", "loss_curve", "peak_memory_bytes", "cache_hit", "error_type", "error_message", "error_traceback")
 )
 
 

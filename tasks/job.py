@@ -25,6 +25,7 @@ from db.jobs import JobSpec, job_spec
 from db.models import ArtifactKind, JobStatus
 from db.runs import ArtifactRecord, complete_run, fail_run, release_jobs, start_run
 from db.session import retry_unavailable
+from tasks.loss_curve import LossCurve
 from tasks.progress import note_share_done, throttled_progress
 from tasks.provenance import device_name, library_versions
 from tasks.retry import is_transient
@@ -85,16 +86,17 @@ def perform_job(
             from tasks.video_job import run_video
 
             artifacts, metrics = run_video(workshop, spec, run_id, timings, logger)
-            cache_hit = None
+            cache_hit, loss_curve = None, None
         else:
             with phase(timings, "load"):
                 content, styles = load_inputs(workshop, spec)
             with phase(timings, "compute"):
-                result = render(workshop, spec, content, styles, logger)
+                curve = LossCurve()
+                result = render(workshop, spec, content, styles, logger, curve)
             with phase(timings, "upload"):
                 artifacts = upload_outputs(workshop, spec, result.image)
             metrics = {**result.metrics, "losses": result.losses, "iterations": result.iterations}
-            cache_hit = result.cache_hit
+            cache_hit, loss_curve = result.cache_hit, curve.points()
         # Inside the `try`: a connection dropped during this commit must still close the run.
         complete_run(
             workshop.catalog,
@@ -103,6 +105,7 @@ def perform_job(
             artifacts=artifacts,
             timings=timings,
             metrics=metrics,
+            loss_curve=loss_curve,
             peak_memory_bytes=peak_memory(workshop.device),
             cache_hit=cache_hit,
         )
@@ -171,8 +174,8 @@ def load_inputs(workshop: Workshop, spec: JobSpec) -> tuple[Any, list[Any]]:
     return load(spec.content, "content"), [load(ref, "style") for ref in spec.styles]
 
 
-def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any) -> Any:
-    """Run the engine, logging progress and keeping the lease alive on long runs."""
+def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any, curve: LossCurve) -> Any:
+    """Run the engine, logging progress, recording the loss curve and keeping the lease alive on long runs."""
     from style_engine.methods import run_method
 
     report = throttled_progress(logger, f"job {spec.id}")
@@ -182,6 +185,7 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
         raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: stop at this evaluation
         note_share_done(spec.id, step / total if total else 1.0)
         report(step, total, losses)
+        curve.add(step, losses)
         keep_lease()
 
     if spec.method in ITN_METHODS:  # fast style networks: train one, or stylize with a stored one

@@ -217,7 +217,7 @@ def test_a_catalog_behind_its_migrations_asks_for_db_upgrade(cli, catalog_url):
     catalog.dispose()
     assert "run `atelier db upgrade`" in _error_line(cli("catalog", "ls", code=2))
     assert "run `atelier db upgrade`" in _error_line(cli("db", "status", code=2))
-    (head,) = head_revisions()
+    [head] = head_revisions()
     assert f"upgraded from (empty) to {head}" in cli("db", "upgrade").stdout
     assert f"already at {head}" in cli("db", "upgrade").stdout
     assert cli("catalog", "ls", "--json").stdout.strip() == "[]"

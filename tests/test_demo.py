@@ -19,6 +19,7 @@ def test_demo_runs_once_then_reuses_the_catalog(prefect_api, atelier, tmp_path):
     first = app.cli("demo", *quick)
     assert "gallery: 2 of 2 jobs succeeded" in first.output and "contact sheet:" in first.output
     assert "gallery: 1 of 1 jobs succeeded" in first.output  # the itn job, with the model trained once
+    assert first.output.rstrip().splitlines()[-1].startswith("open the gallery of this catalog: atelier web")
     jobs = catalog_rows(app, Job)
     assert {job.params.get("preserve_color") for job in jobs if job.method == "gatys"} == {None, "luminance"}
     assert sorted(job.method for job in jobs) == ["gatys", "gatys", "itn", "itn-train"]

@@ -8,7 +8,7 @@ import typer
 
 # Add a module name here when it gains a `register(app)` function.
 COMMAND_MODULES: tuple[str, ...] = ("config", "stylize", "video", "db", "catalog", "jobs", "runs", "artworks", "gallery", "serve",
-                                   "demo", "setup", "models")
+                                   "demo", "setup", "models", "web")
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from atelier.console import console, fail, say
+from atelier.timestamps import parse_iso_time
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
@@ -102,10 +103,9 @@ def parse_time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{option} {value!r}: expected an ISO date such as 2026-11-25 or 2026-11-25T17:00") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+        return parse_iso_time(value)
+    except ValueError as exc:
+        raise fail(f"{option} {value!r}: {exc}") from None
 
 
 def make_filters(

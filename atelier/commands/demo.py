@@ -84,7 +84,15 @@ def demo(
     fast = demo_fast_style(tag, size, itn_steps)
     print_report(fast)
     print_catalog_summary(tag)
+    console.print(f"open the gallery of this catalog: {gallery_command()}   (then http://127.0.0.1:8000/)",
+                  highlight=False, soft_wrap=True)
     raise typer.Exit(max(exit_code(report), exit_code(fast)))
+
+
+def gallery_command() -> str:
+    """`atelier web` as this folder runs it: through the project's .venv when there is one (`make demo`)."""
+    venv = Path(".venv/bin/atelier")
+    return f"{venv} web" if venv.exists() else "atelier web"
 
 
 def demo_tag(data: Path | None) -> str:

@@ -1,0 +1,42 @@
+"""`atelier web`: serve the gallery (artworks, jobs, content and styles) in a browser."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from atelier.console import say, user_errors
+from atelier.settings import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("web")(web)
+
+
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the gallery web app on the settings' catalog and store (http://HOST:PORT/).
+
+    Write actions (rerunning a batch's failed jobs) are on only when ATELIER_WEB_TOKEN is set;
+    links to Prefect flow runs need ATELIER_PREFECT_UI_URL.
+    """
+    from atelier.commands.catalog_common import require_catalog
+
+    settings = get_settings()
+    require_catalog(settings.database_url)
+    with user_errors():
+        import uvicorn
+
+        from atelier.web.app import create_app
+        from atelier.web.config import WebConfig
+
+        app = create_app(WebConfig(
+            database_url=settings.database_url, store_url=settings.store_url,
+            s3_endpoint_url=settings.s3_endpoint_url, prefect_ui_url=settings.prefect_ui_url,
+            write_token=settings.web_token,
+        ))
+        say(f"gallery at http://{host}:{port}/ (write actions {'on' if settings.web_token else 'off'}); Ctrl-C stops it")
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

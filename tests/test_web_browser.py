@@ -1,0 +1,146 @@
+"""The gallery in a real headless Chromium (Playwright with Debian's /usr/bin/chromium).
+
+One browser and one live server (uvicorn on a free loopback port) serve the whole module:
+browsing, filtering and paging; an artwork page whose images really load and whose plot is
+drawn; hostile names shown as text, never run; the 404, 400 and 403 pages.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.web_gallery import FLOW_RUN, HOSTILE_TAG, HOSTILE_TITLE, build_gallery
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "browser-test-token"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    """A served gallery (page size 2, writes on with TOKEN) and what it holds."""
+    import uvicorn
+
+    from atelier.web.app import create_app
+    from atelier.web.config import WebConfig
+    from db.migrate import upgrade
+    from db.session import open_catalog
+    from storage.local import LocalStore
+    from tests.fixtures.s3 import free_port
+
+    folder = tmp_path_factory.mktemp("web-live")
+    url = f"sqlite:///{folder / 'catalog.db'}"
+    upgrade(url)
+    catalog = open_catalog(url)
+    gallery = build_gallery(catalog, LocalStore(folder / "store"))
+    catalog.dispose()
+    app = create_app(WebConfig(database_url=url, store_url=f"file://{folder / 'store'}", write_token=TOKEN,
+                               prefect_ui_url="http://127.0.0.1:4200", page_size=2))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", gallery
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live):
+    context = browser.new_context(java_script_enabled=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def tile_ids(page) -> list[int]:
+    return [int(re.search(r"\d+$", href).group()) for href in
+            page.locator("li.tile > a").evaluate_all("links => links.map(a => a.getAttribute('href'))")]
+
+
+def test_browse_filter_and_page(page, live):
+    base, g = live
+    newest = sorted(g.artworks, reverse=True)
+    page.goto(base + "/")
+    assert tile_ids(page) == newest[:2]
+    assert page.locator("li.tile img").evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+    page.click("text=Older →")
+    assert "page=2" in page.url and tile_ids(page) == newest[2:4]
+
+    page.fill("input[name=style]", "Starry")
+    page.click("button[type=submit]")
+    assert "style=Starry" in page.url
+    starry = sorted(g.artworks[::2], reverse=True)
+    assert tile_ids(page) == starry[:2]
+    page.click("text=Older →")
+    assert "style=Starry" in page.url and tile_ids(page) == starry[2:4]
+
+
+def test_artwork_page_images_load_and_plot_is_drawn(page, live):
+    base, g = live
+    page.goto(f"{base}/artworks/{g.artworks[0]}")
+    page.wait_for_load_state("load")
+    widths = page.locator(".sidebyside img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+    assert len(widths) == 3 and all(w > 0 for w in widths), widths
+    assert page.locator("svg.plot polyline.loss-total").count() == 1
+    assert page.locator("svg.plot").bounding_box()["width"] > 100
+    assert "atelier stylize" in page.locator("pre.command").inner_text()
+    assert page.get_attribute("text=" + FLOW_RUN, "href") == f"http://127.0.0.1:4200/runs/flow-run/{FLOW_RUN}"
+
+
+def test_hostile_names_and_tags_are_text(page, live):
+    base, g = live
+    for path in (f"/images/{g.contents[1]}", "/jobs", "/contents", f"/artworks/{g.artworks[1]}"):
+        page.goto(base + path)
+        assert page.evaluate("window.pwned") is None, path
+        assert page.locator("script").count() == 0, path
+        assert page.locator("b", has_text="bold").count() == 0, path
+    page.goto(f"{base}/images/{g.contents[1]}")
+    assert page.locator("h1").inner_text().endswith(HOSTILE_TITLE)
+    page.click(f"a.tag:has-text('{HOSTILE_TAG[:3]}')")  # the tag's link filters the grid by that exact tag
+    assert tile_ids(page) == sorted(g.artworks[1::2], reverse=True)[:2]
+
+
+def test_error_pages(page, live):
+    base, g = live
+    response = page.goto(base + "/artworks/424242")
+    assert response.status == 404 and "no artwork with id 424242" in page.inner_text("p.reason")
+    response = page.goto(base + "/?since=last-week")
+    assert response.status == 400 and "since 'last-week'" in page.inner_text("p.reason")
+
+    page.goto(base + "/jobs")
+    page.fill("input[name=token]", "not-the-token")
+    with page.expect_navigation():
+        page.click("text=Rerun failed")
+    assert "wrong or missing token" in page.inner_text("p.reason") and page.locator("h1").inner_text().startswith("403")
+
+    page.goto(base + "/jobs")
+    page.fill("input[name=token]", TOKEN)
+    with page.expect_navigation():
+        page.click("text=Rerun failed")
+    text = page.inner_text("main")  # started on a Prefect server (when the session has one), or how to do it by hand
+    assert f"Rerun failed jobs {g.failed_jobs[0]}" in text
+    assert "Started flow run" in text or f"atelier jobs rerun-failed --job {g.failed_jobs[0]}" in text
