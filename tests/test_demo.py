@@ -39,14 +39,15 @@ def test_demo_with_data_uses_only_the_users_pictures(prefect_api, atelier, tmp_p
     samples = write_gallery_inputs(tmp_path / "samples", contents=2, styles=2)
     app.cli("catalog", "add", str(tmp_path / "samples" / "content"), "--role", "content", "--tag", DEMO_TAG)
     app.cli("catalog", "add", str(tmp_path / "samples" / "style"), "--role", "style", "--tag", DEMO_TAG)
-    write_gallery_inputs(tmp_path / "mine", contents=1, styles=1, side=48)
+    write_gallery_inputs(tmp_path / "mine", contents=1, styles=1, side=64)  # 64 px: the fast network's smallest photo
     (tmp_path / "mine" / "content" / "astronaut.png").rename(tmp_path / "mine" / "content" / "me.png")
     from PIL import Image
 
     Image.open(tmp_path / "mine" / "content" / "me.png").rotate(90).save(tmp_path / "mine" / "content" / "me.png")
     Image.open(tmp_path / "mine" / "style" / "strokes-0.png").rotate(90).save(tmp_path / "mine" / "style" / "strokes-0.png")
 
-    result = app.cli("demo", "--data", str(tmp_path / "mine"), "--size", "32", "--iterations", "1")
+    result = app.cli("demo", "--data", str(tmp_path / "mine"), "--size", "32", "--iterations", "1", "--itn-steps", "1")
     assert "1 contents x 1 styles = 1 jobs" in " ".join(result.output.split())
     jobs = catalog_rows(app, Job)
-    assert len(jobs) == 2 and len(samples) == 4
+    assert sorted(job.method for job in jobs) == ["gatys", "gatys", "itn", "itn-train"] and len(samples) == 4
+    assert len({job.content_id for job in jobs}) == 1  # every job, the fast network's too, is on the user's photo

@@ -88,7 +88,8 @@ def test_no_usable_photo_is_an_input_error() -> None:
 
 
 def test_training_lowers_the_validation_loss_twofold(photos, style_image) -> None:
-    params = ITNTrainParams(**TINY, steps=40, validate_every=40, checkpoint_every=40)
+    # The factor was measured at style weight 300, where the untrained network's loss is mostly style.
+    params = ITNTrainParams(**TINY, steps=40, validate_every=40, checkpoint_every=40, style_weight=300.0)
     sampler, vgg, targets, validation = _training(photos, style_image, params)
     seen: list[tuple[int, dict[str, float]]] = []
     steps: list[int] = []
