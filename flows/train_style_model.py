@@ -12,13 +12,14 @@ from prefect import flow
 
 from db.claims import claim_jobs
 from db.runs import reset_failed
-from flows.batch import open_workshop, run_batch
+from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
 from flows.report import BatchReport
 
 TRAINING_METHOD = "itn-train"
 
 
-@flow(name="train_style_model", retries=0)  # retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+# retries stay 0: users retry by hand (PrefectHQ/prefect#17913); a cancelled or crashed run releases its jobs
+@flow(name="train_style_model", retries=0, on_cancellation=[release_jobs_of_ended_flow_run], on_crashed=[release_jobs_of_ended_flow_run])
 def train_style_model(job_ids: list[int] | None = None, limit: int = 1, rerun_failed: bool = False) -> BatchReport:
     """Train the networks of ``job_ids`` (or of up to ``limit`` pending training jobs).
 

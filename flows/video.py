@@ -11,12 +11,13 @@ from __future__ import annotations
 from prefect import flow
 
 from db.claims import claim_jobs
-from flows.batch import open_workshop, run_batch
+from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
 from flows.report import BatchReport
 from tasks.video_render import VIDEO_METHODS
 
 
-@flow(name="stylize-video", retries=0)  # retries stay 0: users retry by hand (PrefectHQ/prefect#17913)
+# retries stay 0: users retry by hand (PrefectHQ/prefect#17913); a cancelled or crashed run releases its jobs
+@flow(name="stylize-video", retries=0, on_cancellation=[release_jobs_of_ended_flow_run], on_crashed=[release_jobs_of_ended_flow_run])
 def stylize_video(limit: int = 5, job_ids: list[int] | None = None, tags: list[str] | None = None) -> BatchReport:
     """Claim up to `limit` pending video jobs (optionally these ids, or contents with these tags) and run them."""
     workshop = open_workshop()

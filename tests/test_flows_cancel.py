@@ -103,3 +103,17 @@ def test_sigterm_to_a_flow_run_process_releases_its_jobs_at_once(prefect_api, at
         ("pending", None, 0)] * 2
     [run] = catalog_rows(app, Run)
     assert (run.status, run.error_type) == ("failed", "Interrupted")
+
+
+@pytest.mark.unit
+def test_every_batch_flow_releases_its_jobs_when_cancelled_or_crashed():
+    """A cancelled or crashed video or training flow run must give back its jobs like the gallery."""
+    from flows.batch import release_jobs_of_ended_flow_run
+    from flows.gallery import gallery
+    from flows.rerun_failed import rerun_failed
+    from flows.train_style_model import train_style_model
+    from flows.video import stylize_video
+
+    for flow in (gallery, rerun_failed, stylize_video, train_style_model):
+        assert release_jobs_of_ended_flow_run in flow.on_cancellation_hooks, flow.name
+        assert release_jobs_of_ended_flow_run in flow.on_crashed_hooks, flow.name
