@@ -204,14 +204,8 @@ def parse_params(method: str, data: Mapping[str, Any] | MethodParams | None) -> 
     return cls.from_dict(data or {})
 
 
-def _register_video_methods() -> None:
-    """Video methods extend Gatys' parameters, so they can only be imported once it exists."""
-    from style_engine.video_params import VideoGatysParams
-
-    METHOD_PARAMS[VideoGatysParams.method] = VideoGatysParams
-
-
-_register_video_methods()
-
-# The fast-style-network methods live in their own module, which registers them in METHOD_PARAMS.
+# Video and fast-network methods build on the classes above and register themselves in
+# METHOD_PARAMS when imported; importing them here makes every method known to `parse_params`,
+# whichever module is imported first.
 import style_engine.itn_params  # noqa: E402,F401
+import style_engine.video_params  # noqa: E402,F401

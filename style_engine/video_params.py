@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from style_engine.errors import InvalidInputError
 from style_engine.flow import FLOW_METHODS
-from style_engine.params import GatysParams, _choice, _int, _number
+from style_engine.params import METHOD_PARAMS, GatysParams, _choice, _int, _number
 
 # Temporal weight per VGG weight source, in the engine's own loss scale: the temporal term is the
 # mean over pixels and channels of mask * (x - warped previous)^2 on [0, 1] pixels, against the
@@ -97,3 +97,6 @@ class VideoGatysParams(GatysParams):
             return GatysParams(**shared)
         later = {"iterations": self.frame_iterations} | ({"init": "image"} if self.temporal else {})
         return GatysParams(**(shared | later))
+
+
+METHOD_PARAMS[VideoGatysParams.method] = VideoGatysParams
