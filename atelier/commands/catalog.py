@@ -53,10 +53,10 @@ class AddOutcome:
     message: str = ""
 
 
-def collect_paths(paths: list[Path], suffixes: frozenset[str] = IMAGE_SUFFIXES) -> tuple[list[Path], list[AddOutcome]]:
+def collect_paths(paths: list[Path], role: str = "content") -> tuple[list[Path], list[AddOutcome]]:
     """Files as given, and the image (or video) files inside folders (recursively, sorted);
     also what a folder held that was skipped, and why (hidden files and folders, other suffixes)."""
-    kind = "a video" if suffixes == VIDEO_SUFFIXES else "an image"
+    suffixes, kind = (VIDEO_SUFFIXES, "a video") if role == "video" else (IMAGE_SUFFIXES, "an image")
     found: list[Path] = []
     skipped: list[AddOutcome] = []
     for path in paths:
@@ -102,7 +102,7 @@ def add(
         from storage import open_store
 
         kind = "video" if role == "video" else "image"
-        files, skipped = collect_paths(paths, VIDEO_SUFFIXES if role == "video" else IMAGE_SUFFIXES)
+        files, skipped = collect_paths(paths, role)
         if not files:
             raise fail(f"no {kind} files found in " + ", ".join(str(p) for p in paths)
                        + (f" ({len(skipped)} other files skipped)" if skipped else ""))
