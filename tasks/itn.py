@@ -28,6 +28,7 @@ from db.runs import ArtifactRecord
 from style_engine.errors import InvalidInputError
 from style_engine.gatys import StyleResult
 from tasks.itn_data import load_training_photos, split_validation
+from tasks.job import artifact_record
 from tasks.provenance import library_versions
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ def _put(workshop: Workshop, state: dict[str, Any], kind: ArtifactKind) -> Artif
     buffer = io.BytesIO()
     torch.save(state, buffer)
     stored = workshop.store.put_bytes(buffer.getvalue(), suffix=".pt", content_type="application/octet-stream")
-    return ArtifactRecord(kind=kind.value, uri=stored.uri, sha256=stored.sha256, bytes=stored.size, content_type=stored.content_type)
+    return artifact_record(kind, stored)
 
 
 def _result(

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db import LeaseLost
 from db.claims import claim_jobs, renew_lease
@@ -31,6 +31,9 @@ from tasks.provenance import device_name, library_versions
 from tasks.retry import is_transient
 from tasks.stopping import Interrupted, raise_if_stopped
 from tasks.workshop import Workshop
+
+if TYPE_CHECKING:
+    from storage.base import StoredObject
 
 THUMBNAIL_SIDE = 256
 ITN_METHODS = ("itn", "itn-train")
@@ -240,18 +243,14 @@ def upload_outputs(workshop: Workshop, spec: JobSpec, image: Any) -> list[Artifa
     records = []
     for kind, picture, meta in ((ArtifactKind.OUTPUT, image, metadata), (ArtifactKind.THUMBNAIL, thumb, None)):
         stored = workshop.store.put_bytes(png_bytes(picture, meta), suffix=".png", content_type="image/png")
-        records.append(
-            ArtifactRecord(
-                kind=kind.value,
-                uri=stored.uri,
-                sha256=stored.sha256,
-                bytes=stored.size,
-                content_type=stored.content_type,
-                width=picture.width,
-                height=picture.height,
-            )
-        )
+        records.append(artifact_record(kind, stored, width=picture.width, height=picture.height))
     return records
+
+
+def artifact_record(kind: ArtifactKind, stored: StoredObject, **dimensions: int | float | None) -> ArtifactRecord:
+    """The catalog row of an object just put in the store; `dimensions` are width, height, frames, fps."""
+    return ArtifactRecord(kind=kind.value, uri=stored.uri, sha256=stored.sha256, bytes=stored.size,
+                          content_type=stored.content_type, **dimensions)
 
 
 def record_failure(

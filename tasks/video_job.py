@@ -22,7 +22,7 @@ from db.checkpoints import finished_frames, record_checkpoint
 from db.jobs import JobSpec
 from db.models import ArtifactKind
 from db.runs import ArtifactRecord
-from tasks.job import lease_keeper, phase
+from tasks.job import artifact_record, lease_keeper, phase
 from tasks.progress import note_share_done
 from tasks.stopping import raise_if_stopped
 from tasks.workshop import Workshop
@@ -118,11 +118,7 @@ def upload_video(workshop: Workshop, target: Path, clip: Any) -> list[ArtifactRe
     poster = workshop.store.put_bytes(png_bytes(clip.poster), suffix=".png", content_type="image/png")
     preview = workshop.store.put_bytes(clip.preview, suffix=".webp", content_type="image/webp")
     return [
-        ArtifactRecord(kind=ArtifactKind.OUTPUT.value, uri=mp4.uri, sha256=mp4.sha256, bytes=mp4.size,
-                       content_type=mp4.content_type, width=clip.width, height=clip.height, frames=clip.frames,
-                       fps=clip.fps),
-        ArtifactRecord(kind=ArtifactKind.THUMBNAIL.value, uri=poster.uri, sha256=poster.sha256, bytes=poster.size,
-                       content_type=poster.content_type, width=clip.poster.width, height=clip.poster.height),
-        ArtifactRecord(kind=ArtifactKind.VIDEO.value, uri=preview.uri, sha256=preview.sha256, bytes=preview.size,
-                       content_type=preview.content_type),
+        artifact_record(ArtifactKind.OUTPUT, mp4, width=clip.width, height=clip.height, frames=clip.frames, fps=clip.fps),
+        artifact_record(ArtifactKind.THUMBNAIL, poster, width=clip.poster.width, height=clip.poster.height),
+        artifact_record(ArtifactKind.VIDEO, preview),
     ]
