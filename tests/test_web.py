@@ -227,13 +227,21 @@ def test_rerun_action_starts_the_rerun_failed_deployment(prefect_api, gallery):
 
     from flows.deployments import served_deployments
 
+    from prefect.exceptions import ObjectNotFound
+
     g, url, store_url = gallery
     for deployment in served_deployments("0 2 * * *", "UTC"):
         deployment.apply()
+    with get_client(sync_client=True) as client:  # another test may have deployed the work-pool one
+        try:
+            client.delete_deployment(client.read_deployment_by_name("rerun-failed/rerun-failed").id)
+        except ObjectNotFound:
+            pass
     answer = make_client(url, store_url, write_token="t").post("/jobs/rerun", data={"batch": FLOW_RUN, "token": "t"})
     assert answer.status_code == 200 and "Started flow run" in answer.text
     flow_run_id = re.search(r"flow run id ([0-9a-f-]{36})", answer.text).group(1)
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)
         deployment = client.read_deployment(flow_run.deployment_id)
-    assert deployment.name == "rerun-failed" and flow_run.parameters == {"job_ids": g.failed_jobs}
+    # only `atelier serve`'s deployments exist here, so the served one runs
+    assert deployment.name == "rerun-failed-served" and flow_run.parameters == {"job_ids": g.failed_jobs}

@@ -28,12 +28,23 @@ def rerun_failed_jobs(job_ids: Sequence[int]) -> RerunOutcome:
         return RerunOutcome(False, "No Prefect server is configured (PREFECT_API_URL), so no deployment can run. "
                                    "Run this on a machine that can compute the jobs:", command)
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
-    from flows.deployments import RERUN_FAILED
+    from flows.deployments import RERUN_FAILED, SERVED_SUFFIX
 
+    # The work-pool deployment (prefect.yaml), else the one `atelier serve` registers.
+    names = [f"{RERUN_FAILED}/{RERUN_FAILED}", f"{RERUN_FAILED}/{RERUN_FAILED}{SERVED_SUFFIX}"]
     try:
-        flow_run = run_deployment(f"{RERUN_FAILED}/{RERUN_FAILED}", parameters={"job_ids": list(job_ids)}, timeout=0)
-    except Exception as exc:  # the server is down or the deployment is missing: say so and how to go on
+        for name in names:
+            try:
+                flow_run = run_deployment(name, parameters={"job_ids": list(job_ids)}, timeout=0)
+                break
+            except ObjectNotFound:
+                continue
+        else:
+            return RerunOutcome(False, f"The Prefect server has no {' or '.join(names)} deployment. "
+                                       "Serve it with `atelier serve`, deploy deployments/prefect.yaml, or run:", command)
+    except Exception as exc:  # the server is down or refused: say so and how to go on
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return RerunOutcome(False, f"The Prefect server did not start the rerun-failed deployment ({type(exc).__name__}: "
                                    f"{reason}). Serve it with `atelier serve`, or run:", command)
