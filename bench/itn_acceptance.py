@@ -6,7 +6,9 @@ last checkpoint), then, for every held-out photo at `--size` px, prints one JSON
 network's and Gatys's (`--gatys-iterations` evaluations) style distance (style_engine.style_distance),
 SSIM of luminance to the photo, and seconds, and ends with the ratios the acceptance criteria name:
 style_dist ITN / Gatys (at most 3), ITN SSIM (at least 0.3), and Gatys time / ITN time (at least 100).
-Writes the model, every output and a photo | network | Gatys sheet to `--out`.
+Writes the model, every output and a photo | network | Gatys sheet to `--out`. With `--eval-steps`,
+the checkpoints of those steps are scored too, so one run shows what a shorter training (say, what a
+slower device does in an hour) would give.
 
 Runs unchanged on CUDA (`--device cuda`); the clocks synchronize there.
 
@@ -57,8 +59,12 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def train_network(args: argparse.Namespace, device: torch.device, style: Image.Image) -> tuple[torch.nn.Module, dict]:
-    """Train until `--steps` or `--max-seconds`, whichever comes first; the last checkpoint's network."""
+def train_network(args: argparse.Namespace, device: torch.device, style: Image.Image) -> tuple[dict[int, torch.nn.Module], dict]:
+    """Train until `--steps` or `--max-seconds`, whichever comes first.
+
+    Returns the network of the last checkpoint, and of each checkpoint at a step of `--eval-steps`
+    (so that one run shows how quality grows with training: what an hour buys on a slower device).
+    """
     params = ITNTrainParams(arch=args.arch, steps=args.steps, batch_size=args.batch_size, style_weight=args.style_weight,
                             checkpoint_every=args.checkpoint_every, validate_every=args.checkpoint_every)
     photos = [prepare_photo(Image.open(p), params.crop) for p in photos_in(args.data / "train")]
@@ -66,6 +72,7 @@ def train_network(args: argparse.Namespace, device: torch.device, style: Image.I
     targets = style_targets(vgg, [style], [1.0], params)
     sampler = CropSampler(photos, params.crop, params.batch_size, params.seed)
     latest: dict[str, Any] = {}
+    kept: dict[int, dict[str, torch.Tensor]] = {}
     started = time.perf_counter()
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
@@ -78,42 +85,52 @@ def train_network(args: argparse.Namespace, device: torch.device, style: Image.I
     def on_checkpoint(checkpoint: dict) -> None:
         latest.clear()
         latest.update(checkpoint)
+        if checkpoint["step"] in args.eval_steps:
+            kept[checkpoint["step"]] = checkpoint["model"]
 
     try:
-        train(sampler, params, vgg, targets, on_step=on_step, on_checkpoint=on_checkpoint)
+        train(sampler, params, vgg, targets, on_step=on_step, on_checkpoint=on_checkpoint, compile=args.compile)
     except TimeUp:
         print(f"time budget of {args.max_seconds:.0f} s spent: keeping the checkpoint of step {latest['step']}")
     seconds = time.perf_counter() - started
     summary = {"arch": params.arch, "steps": latest["step"], "batch_size": params.batch_size, "seconds": round(seconds, 1),
                "s_per_step": round(seconds / max(latest["step"], 1), 4), "photos": len(photos), "precision": vgg.precision,
                "final_losses": latest["losses"]}
+    kept[latest["step"]] = latest["model"]
     torch.save({"arch": params.arch, "params": params.to_dict(), "model": {k: v.cpu() for k, v in latest["model"].items()}},
                args.out / f"itn_{params.arch}_{latest['step']}.pt")
-    return network_from_state(params.arch, latest["model"]).to(device).eval(), summary
+    networks = {step: network_from_state(params.arch, state).to(device).eval() for step, state in sorted(kept.items())}
+    return networks, summary
 
 
-def compare(args: argparse.Namespace, device: torch.device, net: torch.nn.Module, style: Image.Image) -> list[dict]:
-    rows, sheet = [], []
+def compare(args: argparse.Namespace, device: torch.device, networks: dict[int, torch.nn.Module],
+            style: Image.Image) -> dict[int, list[dict]]:
+    """Per network (by training step), one row per held-out photo against Gatys (run once per photo)."""
+    rows: dict[int, list[dict]] = {step: [] for step in networks}
+    sheet = []
     autocast = device.type == "cuda"
+    final = max(networks)
     for path in photos_in(args.data / "content")[: args.photos]:
         photo = Image.open(path).convert("RGB")
-        times = [timed(device, lambda: stylize_one(net, photo, size=args.size, device=device, autocast_bf16=autocast))[1]
-                 for _ in range(3)]
-        ours = stylize_one(net, photo, size=args.size, device=device, autocast_bf16=autocast).image
         gatys, gatys_seconds = timed(device, lambda: stylize(photo, [style], GatysParams(size=args.size, iterations=args.gatys_iterations),
                                                              device=device))
-        row = {"photo": path.name, "itn_style_dist": style_dist(ours, style, args.size),
-               "gatys_style_dist": style_dist(gatys.image, style, args.size),
-               "photo_style_dist": style_dist(photo, style, args.size),
-               "itn_ssim": luminance_ssim(ours, photo), "gatys_ssim": luminance_ssim(gatys.image, photo),
-               "itn_seconds": statistics.median(times), "gatys_seconds": gatys_seconds}
-        row["style_dist_ratio"] = row["itn_style_dist"] / row["gatys_style_dist"]
-        row["speedup"] = row["gatys_seconds"] / row["itn_seconds"]
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-        ours.save(args.out / f"itn_{path.stem}.png")
+        gatys_dist = style_dist(gatys.image, style, args.size)
+        for step, net in networks.items():
+            times = [timed(device, lambda: stylize_one(net, photo, size=args.size, device=device, autocast_bf16=autocast))[1]
+                     for _ in range(3)]
+            ours = stylize_one(net, photo, size=args.size, device=device, autocast_bf16=autocast).image
+            row = {"step": step, "photo": path.name, "itn_style_dist": style_dist(ours, style, args.size),
+                   "gatys_style_dist": gatys_dist, "photo_style_dist": style_dist(photo, style, args.size),
+                   "itn_ssim": luminance_ssim(ours, photo), "gatys_ssim": luminance_ssim(gatys.image, photo),
+                   "itn_seconds": statistics.median(times), "gatys_seconds": gatys_seconds}
+            row["style_dist_ratio"] = row["itn_style_dist"] / row["gatys_style_dist"]
+            row["speedup"] = row["gatys_seconds"] / row["itn_seconds"]
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+            ours.save(args.out / f"itn_{step}_{path.stem}.png")
+            rows[step].append(row)
+            if step == final:
+                sheet.append((photo.resize(ours.size), ours, gatys.image.resize(ours.size)))
         gatys.image.save(args.out / f"gatys_{path.stem}.png")
-        sheet.append((photo.resize(ours.size), ours, gatys.image.resize(ours.size)))
-        rows.append(row)
     save_sheet(sheet, args.out / "sheet.png")
     return rows
 
@@ -145,20 +162,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--gatys-iterations", type=int, default=300)
     parser.add_argument("--photos", type=int, default=100, help="at most this many held-out photos")
+    parser.add_argument("--eval-steps", type=lambda text: {int(v) for v in text.split(",")}, default=set(),
+                        help="also score the checkpoints of these steps (multiples of --checkpoint-every), e.g. 500,1000")
+    parser.add_argument("--compile", action="store_true", help="train under torch.compile (pays on a GPU)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(args.device)
     print(f"device {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {torch.get_num_threads()} threads")
           + f", torch {torch.__version__}", flush=True)
     style = Image.open(args.style or args.data / "style" / "vangogh_starry_night.jpg").convert("RGB")
-    net, training = train_network(args, device, style)
+    networks, training = train_network(args, device, style)
     print("training", json.dumps(training), flush=True)
-    rows = compare(args, device, net, style)
-    worst = max(r["style_dist_ratio"] for r in rows)
-    print(f"style_dist ITN/Gatys: median {statistics.median(r['style_dist_ratio'] for r in rows):.2f}, worst {worst:.2f} (target <= 3)")
-    print(f"ITN SSIM of luminance: min {min(r['itn_ssim'] for r in rows):.3f} (target >= 0.3); "
-          f"Gatys min {min(r['gatys_ssim'] for r in rows):.3f}")
-    print(f"speed-up over Gatys {args.gatys_iterations}: min {min(r['speedup'] for r in rows):.0f}x (target >= 100)")
+    for step, rows in compare(args, device, networks, style).items():
+        ratios = [r["style_dist_ratio"] for r in rows]
+        print(f"after {step} steps: style_dist ITN/Gatys median {statistics.median(ratios):.2f}, worst {max(ratios):.2f} "
+              f"(target <= 3); ITN SSIM of luminance min {min(r['itn_ssim'] for r in rows):.3f} (target >= 0.3; "
+              f"Gatys min {min(r['gatys_ssim'] for r in rows):.3f}); speed-up over Gatys {args.gatys_iterations} "
+              f"min {min(r['speedup'] for r in rows):.0f}x (target >= 100)", flush=True)
 
 
 if __name__ == "__main__":
