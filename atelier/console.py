@@ -97,6 +97,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     `atelier stylize` never pays for importing SQLAlchemy, boto3 or Prefect.
     """
     names = {
+        "atelier.services.errors": ("BadInput",),
         "style_engine.errors": ("InvalidInputError", "OptimizationError", "TransientError"),
         "db.errors": ("CatalogError",),
         "storage.errors": ("StorageError",),

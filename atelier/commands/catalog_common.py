@@ -26,6 +26,8 @@ from atelier.settings import get_settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from storage import ArtifactStore
+
     from db.queries import Filters
     from db.session import Catalog
 
@@ -80,6 +82,14 @@ def sqlite_file(url: str) -> Path | None:
     if not database or database == ":memory:":
         return None
     return Path(database)
+
+
+def open_store_from_settings() -> ArtifactStore:
+    """The artifact store the settings point at (boto3 is imported only for S3)."""
+    from storage import open_store
+
+    settings = get_settings()
+    return open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
 
 
 @contextmanager
