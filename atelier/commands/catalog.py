@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from atelier.commands.catalog_common import (
-    ArtistOpt,
     JsonOpt,
-    LimitOpt,
-    SinceOpt,
-    SortOpt,
-    TagOpt,
-    TitleOpt,
-    UntilOpt,
-    make_filters,
+    filter_options,
     open_store_from_settings,
     opened_catalog,
     print_json,
@@ -28,6 +21,9 @@ from atelier.commands.catalog_common import (
 from atelier.console import USER_ERROR_EXIT, console, err_console, user_errors
 from atelier.services.image_ingest import STATUSES, AddOutcome, ImageRequest
 from atelier.settings import get_settings
+
+if TYPE_CHECKING:
+    from db.queries import Filters
 
 catalog_app = typer.Typer(help="Images: register, list, show.", no_args_is_help=True)
 
@@ -92,25 +88,19 @@ IMAGE_COLUMNS = {"id": "id", "role": "role", "title": "title", "artist": "artist
 
 
 @catalog_app.command("ls")
+@filter_options(inputs=False)
 def ls(
     role: Annotated[str | None, typer.Option(help="content, style or video.")] = None,
-    tag: TagOpt = None,
-    artist: ArtistOpt = None,
-    title: TitleOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    sort: SortOpt = None,
-    limit: LimitOpt = 50,
     as_json: JsonOpt = False,
+    *,
+    filters: Filters,
 ) -> None:
     """List images (sort keys: id, created, title, artist, year, bytes)."""
     with user_errors():
         from db.queries import list_images
 
-        filters = make_filters(role=role, tags=tag, artist=artist, title=title, since=since, until=until,
-                               sort=sort, limit=limit)
         with read_session() as session:
-            rows = list_images(session, filters)
+            rows = list_images(session, replace(filters, role=role))
     print_rows(rows, IMAGE_COLUMNS, as_json=as_json, empty="no images match")
 
 

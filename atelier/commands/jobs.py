@@ -6,61 +6,79 @@ join the same group.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from atelier.commands.catalog_common import (
-    ArtistOpt,
-    ContentOpt,
     JsonOpt,
-    LimitOpt,
-    MethodOpt,
-    SinceOpt,
-    SortOpt,
-    StyleOpt,
-    TagOpt,
-    TitleOpt,
-    UntilOpt,
     artifact_lines,
-    make_filters,
+    distinguishing_params,
+    filter_options,
     opened_catalog,
+    params_cell,
     print_json,
     print_record,
     print_rows,
-    distinguishing_params,
-    params_cell,
     read_session,
     short_title,
     styles_cell,
 )
-from atelier.commands.param_options import ParamOpt, parse_param_options
+from atelier.commands.method_options import method_parameters
+from atelier.commands.param_options import ParamOpt, merged_params
+from atelier.commands.signatures import Command, gather_options, given, keyword
 from atelier.console import console, user_errors
 from atelier.services.job_requests import JobRequest, JobsAdded
 
-jobs_app = typer.Typer(help="Jobs: add, matrix, list, show, cancel.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from db.queries import Filters
 
-PriorityOpt = Annotated[int, typer.Option(help="Higher runs first.")]
-MaxAttemptsOpt = Annotated[int, typer.Option(help="Attempts before the job stays failed.")]
+jobs_app = typer.Typer(help="Jobs: add, matrix, list, show, cancel.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(jobs_app, name="jobs")
 
 
+def job_request_options(*, besides: tuple[str, ...] = ()) -> Callable[[Command], Command]:
+    """The options that say what to run, shared by `jobs add` and `jobs matrix`: the method,
+    its parameters (the generated options and --param), the priority and the attempts; the
+    command receives them as `request: JobRequest`."""
+    engine = method_parameters(besides=besides)
+    group = [keyword("method", Annotated[str, typer.Option(help="Method, e.g. gatys.")], inspect.Parameter.empty),
+             keyword("param", ParamOpt, None), *engine,
+             keyword("priority", Annotated[int, typer.Option(help="Higher runs first.")], 0),
+             keyword("max_attempts", Annotated[int, typer.Option(help="Attempts before the job stays failed.")], 3)]
+
+    def build(values: dict[str, Any]) -> JobRequest:
+        options = given({p.name: values[p.name] for p in engine})
+        return JobRequest(values["method"], merged_params(values["param"], options), values["priority"],
+                          values["max_attempts"])
+
+    return gather_options(group, "request", build)
+
+
 @jobs_app.command("add")
+# --style-weight has long been the blend weight here (stylize's --style-weights, also accepted);
+# the loss weight is --param style_weight=... in this one command.
+@job_request_options(besides=("style_weight",))
 def add(
     content: Annotated[str, typer.Option(help="Content image: id, sha256 (prefix), title or file name.")],
     style: Annotated[list[str], typer.Option(help="Style image (repeat to blend several).")],
-    method: Annotated[str, typer.Option(help="Method, e.g. gatys.")],
-    style_weight: Annotated[list[float] | None, typer.Option(help="Blend weight per --style, in order.")] = None,
-    param: ParamOpt = None,
-    priority: PriorityOpt = 0,
-    max_attempts: MaxAttemptsOpt = 3,
+    style_weight: Annotated[
+        list[float] | None, typer.Option("--style-weight", "--style-weights", help="Blend weight per --style, in order.")
+    ] = None,
     as_json: JsonOpt = False,
+    *,
+    request: JobRequest,
 ) -> None:
-    """Create one job; an identical existing job is reported instead of duplicated."""
-    request = JobRequest(method, parse_param_options(param), priority, max_attempts)
+    """Create one job; an identical existing job is reported instead of duplicated.
+
+    The method's parameters are options (--size, --iterations, ... as `atelier stylize` takes
+    them) or --param key=value, for any parameter; left out, they take the method's defaults.
+    """
     with user_errors():
         from atelier.services.job_requests import add_one_job
 
@@ -74,17 +92,15 @@ def add(
 
 
 @jobs_app.command("matrix")
+@job_request_options()
 def matrix(
     contents: Annotated[list[str], typer.Option(help="tag:NAME or an image reference (repeatable).")],
     styles: Annotated[list[str], typer.Option(help="tag:NAME or an image reference (repeatable).")],
-    method: Annotated[str, typer.Option(help="Method, e.g. gatys.")],
-    param: ParamOpt = None,
-    priority: PriorityOpt = 0,
-    max_attempts: MaxAttemptsOpt = 3,
     as_json: JsonOpt = False,
+    *,
+    request: JobRequest,
 ) -> None:
     """One job per (content, style) pair. Idempotent: rerunning creates only what is missing."""
-    request = JobRequest(method, parse_param_options(param), priority, max_attempts)
     with user_errors():
         added = add_matrix(contents, styles, request)
     print_matrix(added, as_json)
@@ -123,26 +139,12 @@ def job_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @jobs_app.command("ls")
-def ls(
-    status: Annotated[str | None, typer.Option(help="pending, running, succeeded, failed or cancelled.")] = None,
-    method: MethodOpt = None,
-    content: ContentOpt = None,
-    style: StyleOpt = None,
-    artist: ArtistOpt = None,
-    tag: TagOpt = None,
-    title: TitleOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    sort: SortOpt = None,
-    limit: LimitOpt = 50,
-    as_json: JsonOpt = False,
-) -> None:
+@filter_options(status="pending, running, succeeded, failed or cancelled.")
+def ls(as_json: JsonOpt = False, *, filters: Filters) -> None:
     """List jobs (sort keys: id, created, updated, priority, status, attempts)."""
     with user_errors():
         from db.queries import list_jobs
 
-        filters = make_filters(status=status, method=method, content=content, style=style, artist=artist,
-                               tags=tag, title=title, since=since, until=until, sort=sort, limit=limit)
         with read_session() as session:
             rows = list_jobs(session, filters)
     print_rows(rows, job_columns(rows), as_json=as_json, empty="no jobs match")

@@ -1,5 +1,6 @@
 """Engine parameters on the command line: `--param key=value`, shared by every command that
-creates or runs work (`jobs add | matrix`, `models train`, `stylize-video`)."""
+creates or runs work (`jobs add | matrix`, `models train`, `stylize-video`), beside the
+options generated from the method's parameters (`atelier.commands.method_options`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def parse_param_options(pairs: list[str] | None) -> dict[str, Any]:
         except ValueError as exc:
             raise fail(f"--param {pair!r}: {exc}") from None
     return params
+
+
+def merged_params(pairs: list[str] | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The `--param` pairs and the parameter options (`--size 64`) as one mapping; a parameter
+    given both ways is refused rather than one silently winning."""
+    params = parse_param_options(pairs)
+    twice = sorted(set(params) & set(options))
+    if twice:
+        raise fail(f"--{twice[0].replace('_', '-')} is given twice (as an option and as --param {twice[0]}=...)")
+    return {**params, **options}
 
 
 def _no_constant(name: str) -> float:
