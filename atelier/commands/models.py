@@ -183,6 +183,7 @@ def stylize_with_model(
         params = ITNParams(model=model, size=512 if size is None else size, preserve_color=preserve_color)
         workshop = workshop_from_settings(device=device or settings.device)
         from tasks.itn import fast_inference, load_model
+        from tasks.provenance import png_provenance
 
         info, net = load_model(workshop, params.model)
         engine = fast_inference(workshop, info.sha256, net)
@@ -192,9 +193,10 @@ def stylize_with_model(
                 engine, images, size=params.size or None, preserve_color=params.preserve_color == "luminance",
                 device=workshop.device, on_image=advance,
             )
-            for target, out in zip(targets, outputs):
-                save_png(out.image, target, {"atelier:method": "itn", "atelier:params": params.to_dict(),
-                                             "atelier:model": info.name, "atelier:model_sha256": info.sha256})
+            for path, target, out in zip(inputs, targets, outputs):
+                provenance = png_provenance("itn", params.to_dict(), content=path.name, styles=[],
+                                            model=info.name, model_sha256=info.sha256)
+                save_png(out.image, target, provenance)
                 typer.echo(f"{target} {out.image.width}x{out.image.height} {out.seconds:.2f}s")
 
 
