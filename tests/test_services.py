@@ -117,3 +117,25 @@ def test_every_png_writer_records_provenance_under_the_same_keys(tmp_path):
     text = Image.open(tmp_path / "out.png").text
     assert json.loads(text["atelier:params"]) == params and text["atelier:seed"] == "3"
     assert json.loads(text["atelier:styles"]) == ["cd" * 32] and text["Software"].startswith("atelier ")
+
+
+@pytest.mark.integration
+def test_add_one_job_makes_two_spellings_one_job_without_the_cli(catalog):
+    """The services take an open catalog and typed requests: the web app's door, no Typer."""
+    from atelier.services.job_requests import JobRequest, add_job_matrix, add_one_job
+    from db.images import register_image
+
+    with catalog.session() as session:
+        for role, sha in (("content", "a" * 64), ("style", "b" * 64)):
+            register_image(session, sha256=sha, role=role, uri=f"file:///{sha}.png", width=8, height=8, format="PNG",
+                           bytes=1, title=role, tags=["set"])
+    with catalog.session() as session:
+        first = add_one_job(session, "content", ["style"], JobRequest("gatys", {"size": 64, "content_weight": 1}))
+    with catalog.session() as session:
+        again = add_one_job(session, "content", ["style"],
+                            JobRequest("gatys", {"size": 64, "content_weight": 1.0, "iterations": 300, "seed": 0}))
+        matrix = add_job_matrix(session, ["tag:set"], ["tag:set"], JobRequest("gatys", {"size": 64, "content_weight": 1}))
+    assert first.created and (again.job_id, again.created) == (first.job_id, False)
+    assert (matrix.job_ids, matrix.new, matrix.existing) == ([first.job_id], 0, 1)
+    with catalog.session() as session, pytest.raises(BadInput, match="no content images are tagged 'none'"):
+        add_job_matrix(session, ["tag:none"], ["tag:set"], JobRequest("gatys", {}))

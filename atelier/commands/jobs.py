@@ -84,11 +84,11 @@ def add(
 
         with opened_catalog() as catalog, catalog.session() as session:
             added = add_one_job(session, content, style, request, style_weights=style_weight)
-    (job_id,) = added.job_ids
     if as_json:
-        print_json({"id": job_id, "created": bool(added.new)})
+        print_json({"id": added.job_id, "created": added.created})
     else:
-        console.print(f"created job {job_id}" if added.new else f"job {job_id} already exists (same inputs and parameters)")
+        console.print(f"created job {added.job_id}" if added.created
+                      else f"job {added.job_id} already exists (same inputs and parameters)")
 
 
 @jobs_app.command("matrix")

@@ -1,8 +1,10 @@
 """`atelier stylize`: one content image in the style of one or more paintings, no catalog.
 
 It runs the engine in-process and writes a PNG (text chunks) or a JPEG or WebP (EXIF) whose
-metadata records how it was made, so a result found later can be reproduced. Only Typer and rich load at import time: the engine (and
-torch) load when the command runs, and Prefect, boto3 and SQLAlchemy never do.
+metadata records how it was made, so a result found later can be reproduced. Only Typer and
+rich load at import time: the engine (and torch) load when the command runs, and Prefect,
+boto3 and SQLAlchemy never do. The engine's parameters are options generated from the
+method's parameter class (`atelier.commands.method_options`).
 """
 
 from __future__ import annotations
@@ -69,13 +71,17 @@ def stylize(
     if method == "itn":
         from atelier.commands.models import stylize_with_model
 
+        unused = sorted(set(method_params) - {"size"})
+        if unused:
+            raise fail(f"--{unused[0].replace('_', '-')}: --method itn takes only --size (the model holds the rest)")
+
         return stylize_with_model(content, model, output, size=method_params.get("size"),
                                   preserve_color=preserve_color, device=device)
     if not styles:
         raise fail("give at least one STYLE image (or --method itn --model NAME)")
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise fail(f"{output}: the output must end in .png, .jpg, .jpeg or .webp")
-    raw_params = {**method_params, **color_options(preserve_color)}
+    raw_params = {**method_params, **_color_options(preserve_color)}
     blend = _parse_style_weights(style_weights) if style_weights else None
     settings = get_settings()
 
@@ -110,7 +116,7 @@ def stylize(
     typer.echo(f"{output} {width}x{height} {result.iterations} iterations {seconds:.1f}s {losses}".rstrip())
 
 
-def color_options(preserve_color: str | None) -> dict[str, str]:
+def _color_options(preserve_color: str | None) -> dict[str, str]:
     """'histogram:pca' -> preserve_color='histogram', histogram_mode='pca'."""
     if preserve_color is None:
         return {}

@@ -31,13 +31,21 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class JobAdded:
+    """The job a request names, and whether the request created it (else it existed)."""
+
+    job_id: int
+    created: bool
+
+
+@dataclass(frozen=True)
 class JobsAdded:
-    """The jobs a request names, in order, and how many of them it created."""
+    """The jobs a matrix names (contents x styles, in order), and how many of them it created."""
 
     job_ids: list[int]
     new: int
-    contents: int = 1
-    styles: int = 1
+    contents: int
+    styles: int
 
     @property
     def existing(self) -> int:
@@ -77,7 +85,7 @@ def select_images(session: Session, selector: str, role: str) -> list[Image]:
 
 
 def add_one_job(session: Session, content: str, styles: Sequence[str], request: JobRequest,
-                style_weights: Sequence[float] | None = None) -> JobsAdded:
+                style_weights: Sequence[float] | None = None) -> JobAdded:
     """One job of `content` in the blend of `styles` (image references); an identical job is
     found instead of duplicated."""
     from db.images import find_image
@@ -96,7 +104,7 @@ def add_one_job(session: Session, content: str, styles: Sequence[str], request: 
         content_role=content_role(request.method),
     )
     session.flush()
-    return JobsAdded([job.id], int(created))
+    return JobAdded(job.id, created)
 
 
 def add_job_matrix(session: Session, contents: Iterable[str], styles: Iterable[str], request: JobRequest) -> JobsAdded:
