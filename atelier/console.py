@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from redaction import redact
+from redaction import redact_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -77,16 +77,17 @@ def quiet_tracebacks(verbose: bool) -> None:
 
 
 def hide_secrets(text: str) -> str:
-    """`text` with the secrets of the configured database, store and S3 URLs masked."""
+    """`text` with the secrets of the settings masked (URL credentials, the web token)."""
     from atelier.settings import get_settings
 
     try:
-        settings = get_settings()
+        settings = get_settings().model_dump()
     except Exception:  # invalid settings are reported elsewhere; mask what the environment holds
         import os
 
-        return redact(text, [v for k, v in os.environ.items() if k.startswith("ATELIER_") and k.endswith("_URL")])
-    return redact(text, [settings.database_url, settings.store_url, settings.s3_endpoint_url])
+        settings = {name.removeprefix("ATELIER_").lower(): value for name, value in os.environ.items()
+                    if name.startswith("ATELIER_")}
+    return redact_settings(text, settings)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -96,6 +97,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     `atelier stylize` never pays for importing SQLAlchemy, boto3 or Prefect.
     """
     names = {
+        "atelier.services.errors": ("BadInput",),
         "style_engine.errors": ("InvalidInputError", "OptimizationError", "TransientError"),
         "db.errors": ("CatalogError",),
         "storage.errors": ("StorageError",),

@@ -21,7 +21,6 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from atelier.settings import get_settings
 from db.claims import expire_leases, holders_on_host
 from db.runs import jobs_of_flow_run, release_jobs
 from db.session import retry_unavailable
@@ -31,6 +30,7 @@ from tasks.progress import shares_done
 from tasks.run_job import configured_run_job
 from tasks.stopping import Interrupted, request_stop, stop_reason, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
+from worker_settings import read_worker_settings
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
 PROGRESS_POLL_SECONDS = 5.0  # how often the running jobs' shares are read
@@ -38,7 +38,7 @@ PROGRESS_POLL_SECONDS = 5.0  # how often the running jobs' shares are read
 
 def open_workshop() -> Workshop:
     """Read the settings (flow entry points are where that happens) and open the services."""
-    workshop = workshop_for(WorkshopConfig.from_settings(get_settings()))
+    workshop = workshop_for(WorkshopConfig.from_settings(read_worker_settings()))
     get_run_logger().info("using %s", workshop.config.describe())
     return workshop
 
@@ -74,7 +74,7 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
     if not batch:
         logger.info("%s: no jobs to run", name)
         return BatchReport(name=name, lines=())
-    public_url = get_settings().store_public_url
+    public_url = read_worker_settings().store_public_url
     report = retry_unavailable(lambda: report_batch(workshop, name, batch, logger, public_url=public_url),
                                f"{name}: reporting the outcomes")
     logger.info("%s; contact sheet %s", report.headline(), report.contact_sheet)
@@ -191,7 +191,7 @@ def release_jobs_of_ended_flow_run(flow: Any, run: FlowRun, state: State) -> Non
     may run it outside the flow run's process), and the jobs this process claimed but never
     started. Released jobs are pending again, with no attempt lost.
     """
-    workshop = workshop_for(WorkshopConfig.from_settings(get_settings()))
+    workshop = workshop_for(WorkshopConfig.from_settings(read_worker_settings()))
     reason = f"flow run {run.name} ({run.id}) was {state.name}"
     released = retry_unavailable(
         lambda: release_jobs(workshop.catalog, reason, flow_run_id=str(run.id))

@@ -2,12 +2,13 @@
 
 A leaf below every other package of ours (db, storage, tasks, flows, the CLI), so that the
 one masking rule is shared by `atelier config`, `atelier db`, the flows' log lines and error
-messages, and a new URL form is handled everywhere at once. Standard library only.
+messages, and a new URL form (or a new secret setting) is handled everywhere at once. Standard library only.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 MASK = "***"
@@ -70,6 +71,26 @@ def redact(text: str, urls: list[str | None]) -> str:
     for url in urls:
         for secret in url_secrets(url):
             text = text.replace(secret, MASK)
+    return text
+
+
+def mask_setting(name: str, value: object) -> object:
+    """A setting as it may be shown: a secret by its name (`web_token`) as `***`, a URL with
+    its credentials masked, anything else as it is."""
+    if value is None:
+        return None
+    if _SECRET_KEY.search(name):
+        return MASK
+    return mask_url(value) if isinstance(value, str) else value
+
+
+def redact_settings(text: str, settings: Mapping[str, object]) -> str:
+    """`text` without any secret the settings hold: the credentials of every URL among them
+    and the whole value of every setting whose name says it is a secret."""
+    text = redact(text, [value for value in settings.values() if isinstance(value, str)])
+    for name, value in settings.items():
+        if isinstance(value, str) and value and _SECRET_KEY.search(name):
+            text = text.replace(value, MASK)
     return text
 
 

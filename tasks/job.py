@@ -10,7 +10,6 @@ records nothing: the catalog raises LeaseLost.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -27,7 +26,7 @@ from db.runs import ArtifactRecord, complete_run, fail_run, release_jobs, start_
 from db.session import retry_unavailable
 from tasks.loss_curve import LossCurve
 from tasks.progress import note_share_done, throttled_progress
-from tasks.provenance import device_name, library_versions
+from tasks.provenance import device_name, library_versions, png_provenance
 from tasks.retry import is_transient
 from tasks.stopping import Interrupted, raise_if_stopped
 from tasks.workshop import Workshop
@@ -231,14 +230,8 @@ def upload_outputs(workshop: Workshop, spec: JobSpec, image: Any) -> list[Artifa
     """Store the output PNG (tagged with what made it) and its thumbnail."""
     from style_engine.images import png_bytes, thumbnail
 
-    metadata = {
-        "atelier:job": str(spec.id),
-        "atelier:method": spec.method,
-        "atelier:params": json.dumps(spec.params, sort_keys=True),
-        "atelier:seed": str(spec.params.get("seed", "")),
-        "atelier:content": spec.content.sha256,
-        "atelier:styles": ",".join(ref.sha256 for ref in spec.styles),
-    }
+    metadata = png_provenance(spec.method, spec.params, content=spec.content.sha256,
+                              styles=[ref.sha256 for ref in spec.styles], job=str(spec.id))
     thumb = thumbnail(image, THUMBNAIL_SIDE)
     records = []
     for kind, picture, meta in ((ArtifactKind.OUTPUT, image, metadata), (ArtifactKind.THUMBNAIL, thumb, None)):

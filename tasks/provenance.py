@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import platform
 import socket
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 
 @lru_cache(maxsize=1)
@@ -31,3 +33,23 @@ def device_name(device: str) -> str:
 
         return torch.cuda.get_device_name(torch.device(device))
     return f"{device} ({platform.processor() or platform.machine()})"
+
+
+def png_provenance(
+    method: str, params: Mapping[str, Any], *, content: str, styles: Sequence[str], **more: object
+) -> dict[str, object]:
+    """The text chunks an output PNG carries so that it can be made again, with the same keys
+    whoever writes it (a gallery job, `atelier stylize`, a fast style network): the method,
+    its canonical parameters and seed, the content and styles (sha256 or file names), and
+    `more` as `atelier:<name>` fields (the job, the device, the weights, the model)."""
+    fields: dict[str, object] = {
+        "Software": f"atelier {library_versions()['atelier']}",
+        "atelier:method": method,
+        "atelier:params": dict(params),
+        "atelier:content": content,
+        "atelier:styles": list(styles),
+    }
+    if "seed" in params:
+        fields["atelier:seed"] = str(params["seed"])
+    fields.update({f"atelier:{name}": value for name, value in more.items() if value is not None})
+    return fields

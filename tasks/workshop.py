@@ -4,7 +4,7 @@ Opening the catalog, loading VGG-19 and computing a style's Gram targets cost fa
 than a small job, so they live as long as the process (a `serve` or worker process runs
 many flow runs) and are shared by every job that runs in it.
 
-Settings are turned into a `WorkshopConfig` at the flow's entry point; everything below
+Settings (`worker_settings`) are turned into a `WorkshopConfig` at the flow's entry point; everything below
 receives the Workshop explicitly and never reads the environment.
 """
 
@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from atelier.settings import Settings, mask_url
+from redaction import mask_url
 from tasks.provenance import host_name
 
 if TYPE_CHECKING:
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from storage.base import ArtifactStore
     from style_engine.gatys import StyleTargetCache
     from tasks.input_cache import InputCache
+    from worker_settings import WorkerSettings
+
 
 @dataclass(frozen=True)
 class WorkshopConfig:
@@ -47,7 +49,7 @@ class WorkshopConfig:
     retry_delay_seconds: float
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkshopConfig:
+    def from_settings(cls, settings: WorkerSettings) -> WorkshopConfig:
         return cls(
             database_url=settings.database_url,
             store_url=settings.store_url,

@@ -41,3 +41,21 @@ def test_config_prints_a_long_url_whole_on_one_line(monkeypatch):
     finally:
         get_settings.cache_clear()
     assert any(line.split() == ["store_url", url] for line in result.output.splitlines()), result.output
+
+
+def test_config_and_error_lines_never_show_the_web_token(monkeypatch):
+    """The web token is a secret like a URL's password: `config` masks it, and an error line
+    that happens to quote it (a driver echoing input, say) has it masked too."""
+    from atelier.console import hide_secrets
+
+    monkeypatch.setenv("ATELIER_WEB_TOKEN", "s3cr3t-t0ken")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["config"], env={"COLUMNS": "200"})
+        hidden = hide_secrets("bad request carrying s3cr3t-t0ken")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t-t0ken" not in result.output
+    assert any(line.split() == ["web_token", "***"] for line in result.output.splitlines()), result.output
+    assert hidden == "bad request carrying ***"

@@ -42,7 +42,7 @@ def made_quick(args: list[str]) -> list[str]:
     if args[0] == "stylize":
         args += [*([] if "--size" in args else ["--size", "32"]), "--iterations", "2"]
     if args[:2] in (["jobs", "add"], ["jobs", "matrix"]):
-        args += [*([] if "size=32" in args else ["--param", "size=32"]), "--param", "iterations=2"]
+        args += [*([] if "size=32" in args or "--size" in args else ["--param", "size=32"]), "--param", "iterations=2"]
     return args
 
 

@@ -4,36 +4,29 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from atelier.commands.catalog_common import (
-    ArtistOpt,
-    ContentOpt,
     JsonOpt,
-    LimitOpt,
-    MethodOpt,
-    SinceOpt,
-    SortOpt,
-    StyleOpt,
-    TagOpt,
-    TitleOpt,
-    UntilOpt,
-    make_filters,
+    distinguishing_params,
+    filter_options,
+    open_store_from_settings,
+    params_cell,
     print_json,
     print_record,
     print_rows,
-    distinguishing_params,
-    params_cell,
     read_session,
     seconds_cell,
     short_title,
     styles_cell,
 )
 from atelier.console import fail, print_url, say, user_errors
-from atelier.settings import get_settings
+
+if TYPE_CHECKING:
+    from db.queries import Filters
 
 artworks_app = typer.Typer(help="Artworks (produced outputs): list, show, best by a metric, export.", no_args_is_help=True)
 
@@ -58,27 +51,18 @@ def artwork_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @artworks_app.command("ls")
+@filter_options()
 def ls(
-    method: MethodOpt = None,
-    content: ContentOpt = None,
-    style: StyleOpt = None,
-    artist: ArtistOpt = None,
-    tag: TagOpt = None,
-    title: TitleOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
     best: Annotated[str | None, typer.Option(help="Rank by this run metric, e.g. ssim_to_content.")] = None,
     lowest: Annotated[bool, typer.Option(help="With --best: lowest first (for losses).")] = False,
-    sort: SortOpt = None,
-    limit: LimitOpt = 50,
     as_json: JsonOpt = False,
+    *,
+    filters: Filters,
 ) -> None:
     """List artworks, newest first (sort keys: id, created, duration), or the best by a metric."""
     with user_errors():
         from db.queries import best_artworks, list_artworks
 
-        filters = make_filters(method=method, content=content, style=style, artist=artist, tags=tag, title=title,
-                               since=since, until=until, sort=sort, limit=limit)
         with read_session() as session:
             rows = (best_artworks(session, best, lowest=lowest, f=filters) if best
                     else list_artworks(session, filters))
@@ -109,21 +93,15 @@ def show(artwork_id: Annotated[int, typer.Argument(help="Artwork (output artifac
 
 
 @artworks_app.command("export")
+@filter_options()
 def export(
     folder: Annotated[Path, typer.Argument(help="Folder to write the files and artworks.json into.")],
     artwork_id: Annotated[list[int] | None, typer.Option("--id", help="This artwork (repeatable).")] = None,
-    method: MethodOpt = None,
-    content: ContentOpt = None,
-    style: StyleOpt = None,
-    artist: ArtistOpt = None,
-    tag: TagOpt = None,
-    title: TitleOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    limit: LimitOpt = 50,
     file_format: Annotated[str, typer.Option("--format", help="png (the stored master, as is), jpg or webp.")] = "png",
     quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.", min=1, max=100)] = None,
     as_json: JsonOpt = False,
+    *,
+    filters: Filters,
 ) -> None:
     """Copy artworks into FOLDER as {id}-{content}-x-{style}.png, with an artworks.json sidecar.
 
@@ -134,18 +112,10 @@ def export(
     with user_errors():
         from atelier.export import export_artworks
         from db.queries import list_artworks, show_artwork
-        from storage import open_store
 
-        settings = get_settings()
         with read_session() as session:
-            if artwork_id:
-                rows = [show_artwork(session, i) for i in artwork_id]
-            else:
-                filters = make_filters(method=method, content=content, style=style, artist=artist, tags=tag,
-                                       title=title, since=since, until=until, limit=limit)
-                rows = list_artworks(session, filters)
-        store = open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
-        entries = export_artworks(store, rows, folder, quality=quality, suffix=f".{file_format}")
+            rows = [show_artwork(session, i) for i in artwork_id] if artwork_id else list_artworks(session, filters)
+        entries = export_artworks(open_store_from_settings(), rows, folder, quality=quality, suffix=f".{file_format}")
     if as_json:
         print_json([asdict(entry) for entry in entries])
         return

@@ -7,8 +7,9 @@ inside the functions, so that registering these commands costs nothing at start-
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -19,12 +20,15 @@ from rich import box
 from rich.markup import escape
 from rich.table import Column, Table
 
+from atelier.commands.signatures import Command, gather_options, keyword
 from atelier.console import console, fail, say
 from atelier.timestamps import parse_iso_time
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from storage import ArtifactStore
 
     from db.queries import Filters
     from db.session import Catalog
@@ -82,6 +86,14 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+def open_store_from_settings() -> ArtifactStore:
+    """The artifact store the settings point at (boto3 is imported only for S3)."""
+    from storage import open_store
+
+    settings = get_settings()
+    return open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
+
+
 @contextmanager
 def opened_catalog(*, create: bool = False) -> Iterator[Catalog]:
     catalog = open_catalog_from_settings(create=create)
@@ -127,6 +139,25 @@ def make_filters(
         limit=limit,
         **fields,
     )
+
+
+def _filter_group(*, inputs: bool, status: str | None) -> list[inspect.Parameter]:
+    group = [keyword("tags", TagOpt, None), keyword("artist", ArtistOpt, None), keyword("title", TitleOpt, None)]
+    if inputs:
+        group += [keyword("method", MethodOpt, None), keyword("content", ContentOpt, None),
+                  keyword("style", StyleOpt, None)]
+    if status:
+        group.append(keyword("status", Annotated[str | None, typer.Option(help=status)], None))
+    return group + [keyword("since", SinceOpt, None), keyword("until", UntilOpt, None),
+                    keyword("sort", SortOpt, None), keyword("limit", LimitOpt, 50)]
+
+
+def filter_options(*, inputs: bool = True, status: str | None = None) -> Callable[[Command], Command]:
+    """The filters every listing (`catalog ls`, `jobs ls`, `runs ls`, `artworks ls | export`)
+    takes alike, handed to the command as `filters: Filters`: tags, artist, title, dates,
+    sort and limit; with `inputs`, the method and the content and style images of jobs; with
+    `status` (its help text), the status."""
+    return gather_options(_filter_group(inputs=inputs, status=status), "filters", lambda values: make_filters(**values))
 
 
 def _json_default(value: Any) -> Any:

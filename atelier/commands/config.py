@@ -6,7 +6,8 @@ import typer
 from rich.markup import escape
 
 from atelier.console import say
-from atelier.settings import get_settings, mask_url
+from atelier.settings import get_settings
+from redaction import mask_setting
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +23,5 @@ def show_config() -> None:
     values = settings.model_dump()
     width = max(len(name) for name in values)
     for name, value in values.items():
-        if name.endswith("_url"):
-            value = mask_url(value)
-        say(f"{name:<{width}}  {escape(str(value))}")
+        say(f"{name:<{width}}  {escape(str(mask_setting(name, value)))}")
     say("Each comes from the environment variable ATELIER_<NAME> (or a .env file), else its default.")

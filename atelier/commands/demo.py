@@ -1,7 +1,7 @@
 """`atelier demo` (`make demo`): the whole system on the embedded defaults, in minutes, on a CPU.
 
-It goes through the same doors a user does: `catalog add` registers the pictures, `jobs
-matrix` creates the jobs and the gallery flow runs them on Prefect's local ephemeral API.
+It goes through the same services a user's commands do: image registration as `catalog add`,
+the job matrix as `jobs matrix`, and the gallery flow on Prefect's local ephemeral API.
 Every step is idempotent, so running the demo again reuses the catalog and only does
 what is still to do.
 """
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from atelier.commands.catalog import register_images, report_added
+from atelier.commands.catalog_common import make_filters, read_session
 from atelier.commands.gallery import (
     VerboseOpt,
     exit_code,
@@ -22,7 +24,13 @@ from atelier.commands.gallery import (
     quiet_embedded_prefect,
     run_flow_for_report,
 )
-from atelier.console import console, fail, quiet_tracebacks, user_errors
+from atelier.commands.jobs import add_matrix, print_matrix
+from atelier.console import USER_ERROR_EXIT, console, fail, quiet_tracebacks, user_errors
+from atelier.services.image_ingest import ImageRequest
+from atelier.services.job_requests import JobRequest
+
+if TYPE_CHECKING:
+    from flows.report import BatchReport
 
 DEMO_TAG = "demo"
 # Pictures that scikit-image ships inside its wheel (no download): two photos to render,
@@ -34,7 +42,8 @@ DEMO_SIZE = 128
 DEMO_ITERATIONS = 40
 DEMO_ITN_STEPS = 60  # a light network at 128 px: about a minute here, enough to show the path
 # Plain Gatys, and Gatys keeping the photo's colors (luminance-only transfer).
-VARIANTS: tuple[list[str], ...] = ([], ["preserve_color=luminance"])
+VARIANTS: tuple[dict[str, str], ...] = ({}, {"preserve_color": "luminance"})
+DEMO_MODEL = "demo-itn"
 
 
 def register(app: typer.Typer) -> None:
@@ -57,19 +66,19 @@ def demo(
     small fast style network is trained on the photos (once) and applied to each of them.
     """
     quiet_embedded_prefect()
-    from atelier.commands.catalog import add as catalog_add
-    from atelier.commands.jobs import matrix
-
     folders = user_folders(data) if data else write_samples(Path(".atelier/demo-inputs"))
     tag = demo_tag(data)
     with user_errors():
         console.rule("1. catalog: register the images")
         for role, folder in folders.items():
-            catalog_add([folder], role=role, tag=[tag])
+            outcomes = register_images([folder], ImageRequest(role=role, tags=(tag,)))
+            report_added(outcomes, as_json=False)
+            if any(o.status == "invalid" for o in outcomes):
+                raise typer.Exit(USER_ERROR_EXIT)
         console.rule("2. jobs: one per content x style x variant")
         for extra in VARIANTS:
-            params = [f"size={size}", f"iterations={iterations}", *extra]
-            matrix([f"tag:{tag}"], [f"tag:{tag}"], "gatys", param=params)
+            request = JobRequest("gatys", {"size": size, "iterations": iterations, **extra})
+            print_matrix(add_matrix([f"tag:{tag}"], [f"tag:{tag}"], request), as_json=False)
         console.rule("3. the gallery flow (Prefect, local ephemeral API)")
         from flows.gallery import gallery
 
@@ -79,14 +88,46 @@ def demo(
     if not report.lines:
         console.print("nothing left to do: every demo job has already run")
     console.rule("4. a fast style network: trained once (then reused), applied by itn jobs")
-    from atelier.commands.models import demo_fast_style
-
     fast = demo_fast_style(tag, size, itn_steps)
     print_report(fast)
     print_catalog_summary(tag)
     console.print(f"open the gallery of this catalog: {gallery_command()}   (then http://127.0.0.1:8000/)",
                   highlight=False, soft_wrap=True)
     raise typer.Exit(max(exit_code(report), exit_code(fast)))
+
+
+def demo_fast_style(tag: str, size: int, steps: int) -> BatchReport:
+    """Train a small light model on the demo photos once, then stylize every demo photo with it
+    through gallery jobs of method itn.
+
+    The model is trained only when the catalog has none under its name, so a second demo reuses it.
+    """
+    from atelier.commands.models import train_model, workshop_from_settings
+    from atelier.services.job_requests import select_images
+    from db.trained_models import model_name_taken
+
+    with user_errors(), read_session() as session:
+        trained = model_name_taken(session, DEMO_MODEL)
+        style = select_images(session, f"tag:{tag}", "style")[0].sha256
+        photos = select_images(session, f"tag:{tag}", "content")
+        preview, folder = photos[0].sha256, Path(".atelier/demo-training")
+        if not trained:
+            folder.mkdir(parents=True, exist_ok=True)
+            for image in photos:  # the photos as files: a folder is the common training source
+                target = folder / f"{image.sha256[:16]}.{image.format.lower()}"
+                if not target.exists():
+                    target.write_bytes(workshop_from_settings(device="cpu").inputs.fetch(image.uri, image.sha256))
+    if not trained:
+        crop = min(128, size)
+        options = {"arch": "light", "steps": steps, "crop": crop, "batch_size": 2, "style_size": 2 * crop,
+                   "learning_rate": 5e-3, "checkpoint_every": steps, "validate_every": steps}
+        train_model(DEMO_MODEL, [style], str(folder), preview, options)
+    with user_errors():
+        request = JobRequest("itn", {"model": DEMO_MODEL, "size": size})
+        print_matrix(add_matrix([f"tag:{tag}"], [style], request), as_json=False)
+        from flows.gallery import gallery
+
+        return run_flow_for_report(gallery, limit=1000, methods=["itn"], tags=[tag])
 
 
 def gallery_command() -> str:
@@ -132,7 +173,6 @@ def print_catalog_summary(tag: str = DEMO_TAG) -> None:
     """Jobs of the demo by method variant and status, with the median runtime of successes."""
     from statistics import median
 
-    from atelier.commands.catalog_common import make_filters, read_session
     from db.queries import list_jobs, list_runs
 
     with read_session() as session:

@@ -42,15 +42,7 @@ def run_gallery(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the gallery flow now on the pending jobs of the catalog."""
-    quiet_embedded_prefect()
-    require_catalog(get_settings().database_url)
-    with user_errors():
-        from flows.gallery import gallery
-
-        quiet_tracebacks(verbose)
-        report = run_flow_for_report(gallery, limit=limit, methods=method, tags=tag, min_priority=min_priority)
-    print_report(report)
-    raise typer.Exit(exit_code(report))
+    run_and_report("gallery", verbose, limit=limit, methods=method, tags=tag, min_priority=min_priority)
 
 
 def rerun_failed(
@@ -62,25 +54,26 @@ def rerun_failed(
     verbose: VerboseOpt = False,
 ) -> None:
     """Reset failed jobs to pending and run them again (the rerun-failed flow)."""
+    run_and_report("rerun_failed", verbose, job_ids=job, since=parse_time(since, "--since"), method=method,
+                   error_contains=error_contains, max_jobs=max_jobs)
+
+
+def run_and_report(flow_name: str, verbose: bool, **parameters: Any) -> None:
+    """Run the batch flow `flows.<flow_name>` here on the settings' catalog, print its report
+    and exit with its code. Jobs named by id must exist (a typo is an error, not an empty batch)."""
     quiet_embedded_prefect()
-    require_catalog(get_settings().database_url)
     with user_errors():
-        if job:
+        require_catalog(get_settings().database_url)
+        if parameters.get("job_ids"):
             from db.queries import check_jobs_exist
 
             with read_session() as session:
-                check_jobs_exist(session, job)
-        from flows.rerun_failed import rerun_failed as rerun_flow
+                check_jobs_exist(session, parameters["job_ids"])
+        from importlib import import_module
 
+        flow = getattr(import_module(f"flows.{flow_name}"), flow_name)
         quiet_tracebacks(verbose)
-        report = run_flow_for_report(
-            rerun_flow,
-            job_ids=job,
-            since=parse_time(since, "--since"),
-            method=method,
-            error_contains=error_contains,
-            max_jobs=max_jobs,
-        )
+        report = run_flow_for_report(flow, **parameters)
     print_report(report)
     raise typer.Exit(exit_code(report))
 

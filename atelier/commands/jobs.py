@@ -6,189 +6,120 @@ join the same group.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from atelier.commands.catalog_common import (
-    ArtistOpt,
-    ContentOpt,
     JsonOpt,
-    LimitOpt,
-    MethodOpt,
-    SinceOpt,
-    SortOpt,
-    StyleOpt,
-    TagOpt,
-    TitleOpt,
-    UntilOpt,
     artifact_lines,
-    make_filters,
+    distinguishing_params,
+    filter_options,
     opened_catalog,
+    params_cell,
     print_json,
     print_record,
     print_rows,
-    distinguishing_params,
-    params_cell,
     read_session,
     short_title,
     styles_cell,
 )
-from atelier.console import console, fail, user_errors
+from atelier.commands.method_options import method_parameters
+from atelier.commands.param_options import ParamOpt, merged_params
+from atelier.commands.signatures import Command, gather_options, given, keyword
+from atelier.console import console, user_errors
+from atelier.services.job_requests import JobRequest, JobsAdded
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from db.models import Image
+    from db.queries import Filters
 
 jobs_app = typer.Typer(help="Jobs: add, matrix, list, show, cancel.", no_args_is_help=True)
-
-ParamOpt = Annotated[
-    list[str] | None,
-    typer.Option("--param", help="key=value (value parsed as JSON when it can be, else a string). Repeatable."),
-]
-PriorityOpt = Annotated[int, typer.Option(help="Higher runs first.")]
-MaxAttemptsOpt = Annotated[int, typer.Option(help="Attempts before the job stays failed.")]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(jobs_app, name="jobs")
 
 
-def parse_param_options(pairs: list[str] | None) -> dict[str, Any]:
-    """`--param size=512 --param init=noise` -> {"size": 512, "init": "noise"}."""
-    params: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise fail(f"--param {pair!r}: expected key=value")
-        if key in params:
-            raise fail(f"--param {key!r} is given twice")
-        try:
-            params[key] = json.loads(raw, parse_constant=_no_constant)
-        except json.JSONDecodeError:
-            params[key] = raw
-        except ValueError as exc:
-            raise fail(f"--param {pair!r}: {exc}") from None
-    return params
+def job_request_options(*, besides: tuple[str, ...] = ()) -> Callable[[Command], Command]:
+    """The options that say what to run, shared by `jobs add` and `jobs matrix`: the method,
+    its parameters (the generated options and --param), the priority and the attempts; the
+    command receives them as `request: JobRequest`."""
+    engine = method_parameters(besides=besides)
+    group = [keyword("method", Annotated[str, typer.Option(help="Method, e.g. gatys.")], inspect.Parameter.empty),
+             keyword("param", ParamOpt, None), *engine,
+             keyword("priority", Annotated[int, typer.Option(help="Higher runs first.")], 0),
+             keyword("max_attempts", Annotated[int, typer.Option(help="Attempts before the job stays failed.")], 3)]
 
+    def build(values: dict[str, Any]) -> JobRequest:
+        options = given({p.name: values[p.name] for p in engine})
+        return JobRequest(values["method"], merged_params(values["param"], options), values["priority"],
+                          values["max_attempts"])
 
-def _no_constant(name: str) -> float:
-    """JSON's Infinity, -Infinity and NaN are no parameter values (and the catalog's JSON can't hold them)."""
-    raise ValueError(f"{name} is not a finite number")
-
-
-def canonical_params(method: str, pairs: list[str] | None) -> dict[str, Any]:
-    """Validated, complete parameters (defaults filled in), so equal jobs get equal keys.
-
-    `init=image` is refused: a job carries no init image, so it could only fail at run time.
-    """
-    from style_engine.params import parse_params
-
-    params = parse_params(method, parse_param_options(pairs)).to_dict()
-    if params.get("init") == "image":
-        raise fail("--param init=image: a job has no init image to start from; use init=content, noise or style")
-    return params
+    return gather_options(group, "request", build)
 
 
 @jobs_app.command("add")
+# --style-weight has long been the blend weight here (stylize's --style-weights, also accepted);
+# the loss weight is --param style_weight=... in this one command.
+@job_request_options(besides=("style_weight",))
 def add(
     content: Annotated[str, typer.Option(help="Content image: id, sha256 (prefix), title or file name.")],
     style: Annotated[list[str], typer.Option(help="Style image (repeat to blend several).")],
-    method: Annotated[str, typer.Option(help="Method, e.g. gatys.")],
-    style_weight: Annotated[list[float] | None, typer.Option(help="Blend weight per --style, in order.")] = None,
-    param: ParamOpt = None,
-    priority: PriorityOpt = 0,
-    max_attempts: MaxAttemptsOpt = 3,
+    style_weight: Annotated[
+        list[float] | None, typer.Option("--style-weight", "--style-weights", help="Blend weight per --style, in order.")
+    ] = None,
     as_json: JsonOpt = False,
+    *,
+    request: JobRequest,
 ) -> None:
-    """Create one job; an identical existing job is reported instead of duplicated."""
+    """Create one job; an identical existing job is reported instead of duplicated.
+
+    The method's parameters are options (--size, --iterations, ... as `atelier stylize` takes
+    them) or --param key=value, for any parameter; left out, they take the method's defaults.
+    """
     with user_errors():
-        from db.images import find_image
-        from db.jobs import add_job
+        from atelier.services.job_requests import add_one_job
 
-        params = canonical_params(method, param)
         with opened_catalog() as catalog, catalog.session() as session:
-            job, created = add_job(
-                session,
-                content_id=find_image(session, content, role="content").id,
-                style_ids=[find_image(session, ref, role="style").id for ref in style],
-                style_weights=style_weight or None,
-                method=method,
-                params=params,
-                priority=priority,
-                max_attempts=max_attempts,
-                content_role=content_role(method),
-            )
-            session.flush()
-            job_id = job.id
+            added = add_one_job(session, content, style, request, style_weights=style_weight)
     if as_json:
-        print_json({"id": job_id, "created": created})
+        print_json({"id": added.job_id, "created": added.created})
     else:
-        console.print(f"created job {job_id}" if created else f"job {job_id} already exists (same inputs and parameters)")
-
-
-def content_role(method: str) -> Any:
-    """Video methods (video_*) stylize clips: their content is an image of role video."""
-    from db.models import ImageRole
-
-    return ImageRole.VIDEO if method.startswith("video_") else ImageRole.CONTENT
-
-
-def select_images(session: Session, selector: str, role: str) -> list[Image]:
-    """`tag:NAME` -> every image of `role` with that tag; anything else -> that one image."""
-    from db.images import find_image, images_with_tag
-
-    if selector.startswith("tag:"):
-        images = images_with_tag(session, selector[4:], role=role)
-        if not images:
-            raise fail(f"no {role} images are tagged {selector[4:]!r}")
-        return images
-    return [find_image(session, selector, role=role)]
+        console.print(f"created job {added.job_id}" if added.created
+                      else f"job {added.job_id} already exists (same inputs and parameters)")
 
 
 @jobs_app.command("matrix")
+@job_request_options()
 def matrix(
     contents: Annotated[list[str], typer.Option(help="tag:NAME or an image reference (repeatable).")],
     styles: Annotated[list[str], typer.Option(help="tag:NAME or an image reference (repeatable).")],
-    method: Annotated[str, typer.Option(help="Method, e.g. gatys.")],
-    param: ParamOpt = None,
-    priority: PriorityOpt = 0,
-    max_attempts: MaxAttemptsOpt = 3,
     as_json: JsonOpt = False,
+    *,
+    request: JobRequest,
 ) -> None:
     """One job per (content, style) pair. Idempotent: rerunning creates only what is missing."""
     with user_errors():
-        from db.jobs import add_job
+        added = add_matrix(contents, styles, request)
+    print_matrix(added, as_json)
 
-        params = canonical_params(method, param)
-        with opened_catalog() as catalog, catalog.session() as session:
-            content_images = _unique(img for sel in contents for img in select_images(session, sel, content_role(method)))
-            style_images = _unique(img for sel in styles for img in select_images(session, sel, "style"))
-            results = [
-                add_job(session, content_id=c.id, style_ids=[s.id], method=method, params=params,
-                        priority=priority, max_attempts=max_attempts, content_role=content_role(method))
-                for c in content_images
-                for s in style_images
-            ]
-            session.flush()
-            ids = [job.id for job, _ in results]
-            new = sum(1 for _, created in results if created)
+
+def add_matrix(contents: list[str], styles: list[str], request: JobRequest) -> JobsAdded:
+    """`jobs matrix` on the settings' catalog."""
+    from atelier.services.job_requests import add_job_matrix
+
+    with opened_catalog() as catalog, catalog.session() as session:
+        return add_job_matrix(session, contents, styles, request)
+
+
+def print_matrix(added: JobsAdded, as_json: bool) -> None:
     if as_json:
-        print_json({"job_ids": ids, "new": new, "existing": len(ids) - new})
+        print_json({"job_ids": added.job_ids, "new": added.new, "existing": added.existing})
     else:
-        console.print(f"{len(content_images)} contents x {len(style_images)} styles = {len(ids)} jobs: "
-                      f"{new} new, {len(ids) - new} already existed")
-
-
-def _unique(images: Iterable[Image]) -> list[Image]:
-    seen: dict[int, Image] = {}
-    for image in images:
-        seen.setdefault(image.id, image)
-    return list(seen.values())
+        console.print(f"{added.contents} contents x {added.styles} styles = {len(added.job_ids)} jobs: "
+                      f"{added.new} new, {added.existing} already existed")
 
 
 def job_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -208,26 +139,12 @@ def job_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @jobs_app.command("ls")
-def ls(
-    status: Annotated[str | None, typer.Option(help="pending, running, succeeded, failed or cancelled.")] = None,
-    method: MethodOpt = None,
-    content: ContentOpt = None,
-    style: StyleOpt = None,
-    artist: ArtistOpt = None,
-    tag: TagOpt = None,
-    title: TitleOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    sort: SortOpt = None,
-    limit: LimitOpt = 50,
-    as_json: JsonOpt = False,
-) -> None:
+@filter_options(status="pending, running, succeeded, failed or cancelled.")
+def ls(as_json: JsonOpt = False, *, filters: Filters) -> None:
     """List jobs (sort keys: id, created, updated, priority, status, attempts)."""
     with user_errors():
         from db.queries import list_jobs
 
-        filters = make_filters(status=status, method=method, content=content, style=style, artist=artist,
-                               tags=tag, title=title, since=since, until=until, sort=sort, limit=limit)
         with read_session() as session:
             rows = list_jobs(session, filters)
     print_rows(rows, job_columns(rows), as_json=as_json, empty="no jobs match")

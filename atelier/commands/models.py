@@ -16,12 +16,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from atelier.commands.catalog_common import JsonOpt, opened_catalog, print_json, print_record, print_rows, read_session
-from atelier.commands.jobs import ParamOpt, parse_param_options
+from atelier.commands.param_options import ParamOpt, parse_param_options
 from atelier.console import console, err_console, fail, user_errors
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
-    from flows.report import BatchReport
     from tasks.workshop import Workshop
 
 models_app = typer.Typer(help="Fast style networks: train, list, show, export.", no_args_is_help=True)
@@ -70,27 +69,11 @@ def train_model(
     from atelier.commands.gallery import quiet_embedded_prefect, run_flow_for_report
 
     quiet_embedded_prefect()
-    source = data if data.startswith(("tag:", "video:")) else str(Path(data).expanduser().resolve())
     with user_errors():
-        from db.images import find_image
-        from db.jobs import add_job
-        from db.runs import reset_failed
-        from db.trained_models import model_name_taken
-        from style_engine.params import parse_params
+        from atelier.services.model_training import request_training
 
-        params = parse_params("itn-train", {**options, "name": name, "data": source}).to_dict()
         with opened_catalog() as catalog:
-            with catalog.session() as session:
-                if model_name_taken(session, name):
-                    raise fail(f"model name {name!r} is taken; choose another name (see `atelier models ls`)")
-                job, _ = add_job(
-                    session, content_id=find_image(session, preview).id, style_ids=[find_image(session, s).id for s in styles],
-                    style_weights=style_weights or None, method="itn-train", params=params,
-                )
-                session.flush()
-                job_id, status = job.id, job.status
-            if status == "failed":  # the same request again, after a fix: run it again
-                reset_failed(catalog, job_ids=[job_id])
+            job_id = request_training(catalog, name, styles, data, preview, options, style_weights=style_weights)
         from flows.train_style_model import train_style_model
 
         with _training_bar():
@@ -168,7 +151,7 @@ def export(
         from style_engine.itn_export import export_onnx, export_torchscript
         from tasks.itn import load_model
 
-        info, net = load_model(_workshop(device="cpu"), model)
+        info, net = load_model(workshop_from_settings(device="cpu"), model)
         output.parent.mkdir(parents=True, exist_ok=True)
         (export_onnx if fmt == "onnx" else export_torchscript)(net, output)
     console.print(f"{output}: model {info.id} {info.name!r} as {fmt}")
@@ -198,8 +181,9 @@ def stylize_with_model(
         from style_engine.itn_params import ITNParams
 
         params = ITNParams(model=model, size=512 if size is None else size, preserve_color=preserve_color)
-        workshop = _workshop(device=device or settings.device)
+        workshop = workshop_from_settings(device=device or settings.device)
         from tasks.itn import fast_inference, load_model
+        from tasks.provenance import png_provenance
 
         info, net = load_model(workshop, params.model)
         engine = fast_inference(workshop, info.sha256, net)
@@ -209,9 +193,10 @@ def stylize_with_model(
                 engine, images, size=params.size or None, preserve_color=params.preserve_color == "luminance",
                 device=workshop.device, on_image=advance,
             )
-            for target, out in zip(targets, outputs):
-                save_png(out.image, target, {"atelier:method": "itn", "atelier:params": params.to_dict(),
-                                             "atelier:model": info.name, "atelier:model_sha256": info.sha256})
+            for path, target, out in zip(inputs, targets, outputs):
+                provenance = png_provenance("itn", params.to_dict(), content=path.name, styles=[],
+                                            model=info.name, model_sha256=info.sha256)
+                save_png(out.image, target, provenance)
                 typer.echo(f"{target} {out.image.width}x{out.image.height} {out.seconds:.2f}s")
 
 
@@ -223,7 +208,7 @@ def _image_bar(total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-def _workshop(device: str) -> Workshop:
+def workshop_from_settings(device: str) -> Workshop:
     """The services a model is read from (catalog, store, input cache), per the settings."""
     from dataclasses import replace
 
@@ -231,39 +216,3 @@ def _workshop(device: str) -> Workshop:
 
     return workshop_for(replace(WorkshopConfig.from_settings(get_settings()), device=device))
 
-
-
-DEMO_MODEL = "demo-itn"
-
-
-def demo_fast_style(tag: str, size: int, steps: int) -> BatchReport:
-    """`atelier demo`'s fast-style part: train a small light model on the demo photos once, then
-    stylize every demo photo with it through gallery jobs of method itn.
-
-    The model is trained only when the catalog has none under its name, so a second demo reuses it.
-    """
-    from atelier.commands.gallery import run_flow_for_report
-    from atelier.commands.jobs import matrix, select_images
-    from db.trained_models import model_name_taken
-
-    with user_errors(), read_session() as session:
-        trained = model_name_taken(session, DEMO_MODEL)
-        style = select_images(session, f"tag:{tag}", "style")[0].sha256
-        photos = select_images(session, f"tag:{tag}", "content")
-        preview, folder = photos[0].sha256, Path(".atelier/demo-training")
-        if not trained:
-            folder.mkdir(parents=True, exist_ok=True)
-            for image in photos:  # the photos as files: a folder is the common training source
-                target = folder / f"{image.sha256[:16]}.{image.format.lower()}"
-                if not target.exists():
-                    target.write_bytes(_workshop(device="cpu").inputs.fetch(image.uri, image.sha256))
-    if not trained:
-        crop = min(128, size)
-        options = {"arch": "light", "steps": steps, "crop": crop, "batch_size": 2, "style_size": 2 * crop,
-                   "learning_rate": 5e-3, "checkpoint_every": steps, "validate_every": steps}
-        train_model(DEMO_MODEL, [style], str(folder), preview, options)
-    matrix([f"tag:{tag}"], [style], "itn", param=[f"model={DEMO_MODEL}", f"size={size}"])
-    with user_errors():
-        from flows.gallery import gallery
-
-        return run_flow_for_report(gallery, limit=1000, methods=["itn"], tags=[tag])

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from atelier.commands.catalog_common import (
-    ArtistOpt,
-    ContentOpt,
     JsonOpt,
-    LimitOpt,
     MethodOpt,
-    SinceOpt,
-    SortOpt,
-    StyleOpt,
-    TagOpt,
-    UntilOpt,
-    make_filters,
     PARAM_ABBREVIATIONS,
+    SinceOpt,
+    StyleOpt,
+    UntilOpt,
     artifact_lines,
+    filter_options,
+    make_filters,
     print_json,
     print_record,
     print_rows,
@@ -28,6 +24,9 @@ from atelier.commands.catalog_common import (
     seconds_cell,
 )
 from atelier.console import say, user_errors
+
+if TYPE_CHECKING:
+    from db.queries import Filters
 
 runs_app = typer.Typer(help="Runs (attempts of jobs): list, show, runtime statistics.", no_args_is_help=True)
 
@@ -49,25 +48,12 @@ RUN_COLUMNS = {
 
 
 @runs_app.command("ls")
-def ls(
-    status: Annotated[str | None, typer.Option(help="running, succeeded or failed.")] = None,
-    method: MethodOpt = None,
-    content: ContentOpt = None,
-    style: StyleOpt = None,
-    artist: ArtistOpt = None,
-    tag: TagOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    sort: SortOpt = None,
-    limit: LimitOpt = 50,
-    as_json: JsonOpt = False,
-) -> None:
+@filter_options(status="running, succeeded or failed.")
+def ls(as_json: JsonOpt = False, *, filters: Filters) -> None:
     """List runs (sort keys: id, started, duration, status)."""
     with user_errors():
         from db.queries import list_runs
 
-        filters = make_filters(status=status, method=method, content=content, style=style, artist=artist,
-                               tags=tag, since=since, until=until, sort=sort, limit=limit)
         with read_session() as session:
             rows = list_runs(session, filters)
     print_rows(rows, RUN_COLUMNS, as_json=as_json, empty="no runs match")

@@ -28,10 +28,10 @@ def create_bucket() -> None:
 
 
 def create_store() -> None:
-    from storage import open_store
+    from atelier.commands.catalog_common import open_store_from_settings
 
     settings = get_settings()
-    created = open_store(settings.store_url, endpoint_url=settings.s3_endpoint_url).create()
+    created = open_store_from_settings().create()
     where = f" at {mask_url(settings.s3_endpoint_url)}" if settings.s3_endpoint_url else ""
     console.print(f"store {settings.store_url}{where} {'created' if created else 'already exists'}",
                   highlight=False, soft_wrap=True)

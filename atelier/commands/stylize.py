@@ -1,8 +1,10 @@
 """`atelier stylize`: one content image in the style of one or more paintings, no catalog.
 
 It runs the engine in-process and writes a PNG (text chunks) or a JPEG or WebP (EXIF) whose
-metadata records how it was made, so a result found later can be reproduced. Only Typer and rich load at import time: the engine (and
-torch) load when the command runs, and Prefect, boto3 and SQLAlchemy never do.
+metadata records how it was made, so a result found later can be reproduced. Only Typer and
+rich load at import time: the engine (and torch) load when the command runs, and Prefect,
+boto3 and SQLAlchemy never do. The engine's parameters are options generated from the
+method's parameter class (`atelier.commands.method_options`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from atelier import __version__
+from atelier.commands.method_options import method_options
 from atelier.console import err_console, fail, user_errors
 from atelier.settings import get_settings
 
@@ -31,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("stylize")(stylize)
 
 
+@method_options()
 def stylize(
     content: Annotated[Path, typer.Argument(help="The photo to render.", show_default=False)],
     output: Annotated[
@@ -42,9 +45,6 @@ def stylize(
     ] = None,
     method: Annotated[str, typer.Option(help="Engine method: gatys, itn (a trained model), or noop (resize only).")] = "gatys",
     model: Annotated[str | None, typer.Option(help="With --method itn: the trained model's name or id.")] = None,
-    size: Annotated[int | None, typer.Option(help="Long side of the output in px [default: 512].")] = None,
-    iterations: Annotated[int | None, typer.Option(help="Loss evaluations [default: 300].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (noise init) [default: 0].")] = None,
     style_weights: Annotated[
         list[str] | None,
         typer.Option(help="Blend weights, one per style: '0.7,0.3' or the option repeated."),
@@ -53,47 +53,35 @@ def stylize(
         str | None,
         typer.Option(help="Keep the photo's colors: luminance, or histogram[:cholesky|pca]."),
     ] = None,
-    multiscale: Annotated[bool, typer.Option(help="Optimize coarse-to-fine over 3 levels.")] = False,
     weights: Annotated[
-        str | None, typer.Option(help="VGG weights: caffe, torchvision or a state-dict path [default: setting].")
+        str | None, typer.Option(help="VGG weights: caffe, torchvision or a state-dict path (default: the setting).")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cuda, mps or cpu [default: setting].")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="Content loss weight [default: per weights].")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="Style loss weight [default: per weights].")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="Total-variation weight [default: per weights].")] = None,
-    init: Annotated[str | None, typer.Option(help="Start from: content, noise or style [default: content].")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam [default: lbfgs].")] = None,
-    style_scale: Annotated[float | None, typer.Option(help="Style image size relative to the output.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cuda, mps or cpu (default: the setting).")] = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100 (PNG is lossless).", min=1, max=100)] = 92,
+    *,
+    method_params: dict[str, Any],
 ) -> None:
     """Render CONTENT in the style of STYLE and write a PNG, JPEG or WebP with its provenance.
 
     Several styles are blended. The output's suffix picks the format; its metadata records
     how it was made (PNG text chunks, or EXIF for JPEG and WebP). With --method itn, CONTENT
-    may be a folder and no STYLE is given: the model carries the style.
+    may be a folder and no STYLE is given: the model carries the style. The defaults shown
+    are Gatys's; another method takes those of these options it has, with its own defaults.
     """
     if method == "itn":
         from atelier.commands.models import stylize_with_model
 
-        return stylize_with_model(content, model, output, size=size, preserve_color=preserve_color, device=device)
+        unused = sorted(set(method_params) - {"size"})
+        if unused:
+            raise fail(f"--{unused[0].replace('_', '-')}: --method itn takes only --size (the model holds the rest)")
+
+        return stylize_with_model(content, model, output, size=method_params.get("size"),
+                                  preserve_color=preserve_color, device=device)
     if not styles:
         raise fail("give at least one STYLE image (or --method itn --model NAME)")
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise fail(f"{output}: the output must end in .png, .jpg, .jpeg or .webp")
-    options: dict[str, Any] = {
-        "size": size,
-        "iterations": iterations,
-        "seed": seed,
-        "content_weight": content_weight,
-        "style_weight": style_weight,
-        "tv_weight": tv_weight,
-        "init": init,
-        "optimizer": optimizer,
-        "style_scale": style_scale,
-        "multiscale": multiscale or None,
-        **_color_options(preserve_color),
-    }
-    raw_params = {key: value for key, value in options.items() if value is not None}
+    raw_params = {**method_params, **_color_options(preserve_color)}
     blend = _parse_style_weights(style_weights) if style_weights else None
     settings = get_settings()
 
@@ -199,18 +187,10 @@ def _metadata(
     """What a PNG needs to be reproduced: method, canonical parameters, seed, inputs, versions."""
     import torch
 
-    metadata: dict[str, object] = {
-        "Software": f"atelier {__version__}",
-        "atelier:method": method,
-        "atelier:params": params,
-        "atelier:content": content.name,
-        "atelier:styles": [path.name for path in styles],
-        "atelier:style_weights": blend or [1.0] * len(styles),
-        "atelier:device": result.device,
-        "atelier:weights": result.weights_source,
-        "atelier:weights_sha256": result.weights_sha256,
-        "atelier:torch_version": torch.__version__,
-    }
-    if "seed" in params:
-        metadata["atelier:seed"] = str(params["seed"])
-    return metadata
+    from tasks.provenance import png_provenance
+
+    return png_provenance(
+        method, params, content=content.name, styles=[path.name for path in styles],
+        style_weights=blend or [1.0] * len(styles), device=result.device, weights=result.weights_source,
+        weights_sha256=result.weights_sha256, torch_version=torch.__version__,
+    )

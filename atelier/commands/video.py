@@ -47,7 +47,7 @@ def stylize_video(
     device: Annotated[str | None, typer.Option(help="auto, cuda, mps or cpu [default: setting].")] = None,
 ) -> None:
     """Render SOURCE in the style of --style, frame by frame along optical flow, into the MP4 OUTPUT."""
-    from atelier.commands.jobs import parse_param_options
+    from atelier.commands.param_options import parse_param_options
 
     if output.suffix.lower() != ".mp4":
         raise fail(f"{output}: the output must be an .mp4 file")

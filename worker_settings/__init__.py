@@ -1,0 +1,68 @@
+"""What a process that runs jobs needs to know, read from `ATELIER_*` variables (and `.env`).
+
+A leaf below the flows and the CLI: a Prefect worker starts a flow from its entry point
+(`flows/gallery.py:gallery`) with no CLI around it, so the flows read their settings here,
+on the machine that runs them, and never through flow parameters (the database URL may
+carry a password). The CLI's settings (`atelier.settings.Settings`) extend these, so each
+setting and its default are declared once. pydantic-settings only; nothing of ours.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """Where the catalog and the store are, and how jobs run on this machine.
+
+    S3 credentials are deliberately absent: boto3 takes them from the standard AWS chain,
+    so they can never leak into the catalog, the logs or `atelier config`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./.atelier/catalog.db"
+    store_url: str = "file://./.atelier/artifacts"
+    s3_endpoint_url: str | None = None
+    # A permanent web address at which the store's objects are served (a public bucket, a CDN,
+    # or a web server over the local store's folder); dashboard artifacts link pictures there.
+    store_public_url: str | None = None
+    cache_dir: str = "./.atelier/cache"
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    gpu_slots: int = Field(default=1, ge=1)
+    # This machine's name for its GPU slots, runs and workers; empty: the hostname. Two
+    # workers on one machine with different names act as two hosts.
+    host: str = ""
+    # Where each host keeps one lock file per GPU slot (one folder per host name).
+    slot_dir: str = str(Path(tempfile.gettempdir()) / "atelier-gpu-slots")
+    vgg_weights: str = "caffe"
+    max_image_pixels: int = Field(default=64_000_000, ge=1)
+    lease_seconds: int = Field(default=1800, ge=10)
+    # Retries of a job's task after a transient failure (store, network, database),
+    # with exponential backoff starting at retry_delay_seconds.
+    task_retries: int = Field(default=3, ge=0)
+    retry_delay_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_a_plain_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError(f"ATELIER_HOST {value!r}: use letters, digits, '.', '_' and '-' only")
+        return value
+
+    @field_validator("s3_endpoint_url", "store_public_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+
+def read_worker_settings() -> WorkerSettings:
+    """The settings as the environment holds them now: read at each flow run's start, not
+    cached, so that a long-lived worker (and a test) sees a changed environment."""
+    return WorkerSettings()
