@@ -1,11 +1,11 @@
-"""Two hosts on Prefect's own machinery: a Prefect server on PostgreSQL, two `prefect worker
+"""Hosts on Prefect's own machinery: a Prefect server on PostgreSQL, two `prefect worker
 start` processes of the `atelier` process pool acting as two hosts (ATELIER_HOST), one
 PostgreSQL catalog and one S3 bucket on loopback.
 
 A 40-job gallery runs every job exactly once across the hosts, each host holding only its
 own GPU slot; one host is SIGKILLed mid-batch (worker and flow run together, as a lost
 machine), and the next run finishes its jobs once their lease expires, with no duplicate
-Run or Artifact.
+Run or Artifact. And the Prefect server restarting mid-flow loses nothing either.
 """
 
 from __future__ import annotations
@@ -165,3 +165,38 @@ def test_two_hosts_run_every_job_once_and_a_killed_host_loses_nothing(fleet, ate
     # Each host kept to its own slot folder and its own input cache.
     assert {folder.name for folder in slot_dir.iterdir()} == {"host-a", "host-b"}
     assert all(any((tmp_path / host / "cache").rglob("*")) for host in hosts)
+
+
+def test_a_flow_run_rides_out_a_prefect_server_restart(fleet, atelier, postgres_url, s3_store_url, tmp_path):
+    """The server goes away mid-batch and comes back on the same port and database: the flow
+    run's API calls retry meanwhile (Prefect's client: 5 retries, backoff 2 to 32 s), its jobs
+    go on, and it ends Completed with every job done once."""
+    from sqlalchemy import func, select
+
+    from db.models import Job, Run
+
+    app = atelier(postgres_url, s3_store_url.store_url, s3_store_url.endpoint_url)
+    write_gallery_inputs(tmp_path / "inputs", contents=2, styles=4, side=48)
+    create_gallery_jobs(app, tmp_path / "inputs", "noop", "size=32")
+    catalog = app.workshop().catalog
+    deployment_id = deploy_from_prefect_yaml(fleet.server, "nightly-gallery")
+    fleet.start_worker("host-r", {**app.env, "ATELIER_CACHE_DIR": str(tmp_path / "cache")})
+    with fleet.server.client() as client:
+        run_id = client.create_flow_run_from_deployment(deployment_id, parameters={"limit": 8}).id
+
+    def some_job_done() -> bool:
+        with catalog.reader() as session:
+            return bool(session.scalar(select(func.count()).where(Run.status == "succeeded")))
+
+    wait_until(some_job_done, "the batch to be under way", fleet, poll=0.02)
+    fleet.server.restart()
+
+    def final_state() -> Any:
+        with fleet.server.client() as client:
+            state = client.read_flow_run(run_id).state
+        return state if state.is_final() else None
+
+    state = wait_until(final_state, "the flow run to end", fleet, poll=0.5)
+    assert state.is_completed(), fleet.workers[0].output()[-3000:]
+    assert Counter(job.status for job in catalog_rows(app, Job)) == {"succeeded": 8}
+    assert Counter(run.status for run in catalog_rows(app, Run)) == {"succeeded": 8}
