@@ -1,6 +1,6 @@
 """Fleet throughput: does a second worker double the work done, and how fast can many workers claim?
 
-1. Small CPU-bound jobs (a Gatys stylization at 64 px, 10 evaluations, one torch thread) run by
+1. Small CPU-bound jobs (a Gatys stylization at 32 px, 5 evaluations, one torch thread) run by
    1 and then 2 worker processes, each pinned to a core of its own, through the real
    PostgreSQL catalog: claim one job (lease), open its Run, compute, record it succeeded.
    Reported as jobs/s by the wall clock, and by CPU time (jobs per CPU-second of the workers,
@@ -13,7 +13,7 @@
 
 The load average is printed beside the figures: CPU timings on a shared machine are noisy.
 
-Usage: python bench/fleet.py [--cpu-jobs 24] [--postgres URL]
+Usage: python bench/fleet.py [--cpu-jobs 16] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from db.migrate import upgrade  # noqa: E402
 from db.runs import complete_run, start_run  # noqa: E402
 from db.session import open_catalog  # noqa: E402
 
-CPU_JOB = {"size": 64, "iterations": 10}
+CPU_JOB = {"size": 32, "iterations": 5}
 SETTLE_S = 2.0  # every process imports, connects and warms up before the clock starts
 
 
@@ -55,7 +55,7 @@ def cpu_worker(url: str, worker: str, core: int | None, start: multiprocessing.s
         os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    content, style = (Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(2))
+    content, style = (Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(2))
     cache = StyleTargetCache()
     run_method("gatys", content, [style], CPU_JOB, cache=cache, style_keys=["style"])  # load VGG, warm up
     catalog = open_catalog(url)
@@ -138,7 +138,7 @@ def claim_rate(admin_url: str, jobs: int, workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-jobs", type=int, default=24)
+    parser.add_argument("--cpu-jobs", type=int, default=16)
     parser.add_argument("--claim-jobs", type=int, default=1000)
     parser.add_argument("--claimers", type=int, default=8)
     parser.add_argument("--postgres", default=POSTGRES_ADMIN_URL)
