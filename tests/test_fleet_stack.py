@@ -122,10 +122,12 @@ def test_the_dockerfile_installs_the_project_as_the_readme_says():
     dockerfile = (DEPLOYMENTS / "Dockerfile").read_text()
     instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
     assert f"RUN {readme_install_step()}" in instructions
+    assert "COPY . ." in instructions
     packages = {name.rstrip("*") for name in
                 tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]}
-    copied = {line.split()[1] for line in instructions if line.startswith("COPY ")}
-    assert packages <= copied, f"packages not copied into the image: {packages - copied}"
+    ignored = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert not packages & ignored, f"packages left out of the image: {packages & ignored}"
     env_names = set(re.findall(r"\b(ATELIER_[A-Z_]+)=", dockerfile))
     assert env_names <= SETTING_VARIABLES
     assert re.search(r"load_vgg\('caffe'\)", dockerfile), "the build must check the caffe weights are inside"
