@@ -13,6 +13,9 @@ holds the database's single write lock from the first read, so no two claimers i
 A running job whose lease expired after its last allowed attempt is marked failed
 (`LeaseExpired`) instead, and the orphaned run of a re-claimed job is closed as failed, so
 run history never shows a run "running" forever.
+
+Lease times are set and compared by the database's clock (`db.session.database_now`),
+never by the worker's: hosts whose clocks disagree still agree on which leases are live.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from sqlalchemy import CTE, ColumnElement, Connection, Select, and_, exists, fun
 
 from db.errors import InvalidRequest, LeaseLost
 from db.images import normalize_tags
-from db.models import ImageTag, Job, JobStatus, JobStyle, Run, RunStatus, utcnow
-from db.session import Catalog
+from db.models import ImageTag, Job, JobStatus, JobStyle, Run, RunStatus
+from db.session import Catalog, database_now
 
 LEASE_EXPIRED = "LeaseExpired"
 
@@ -95,16 +98,16 @@ def claim_jobs(
         raise InvalidRequest(f"claim at least one job, not {n}")
     if lease_seconds <= 0:
         raise InvalidRequest(f"the lease must be positive, not {lease_seconds} s")
-    now = utcnow()
     conditions = _filters(job_ids, methods, tags, min_priority)
-    claim = {
-        "status": JobStatus.RUNNING,
-        "claimed_by": worker,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "attempts": _runs_of_job() + 1,
-        "updated_at": now,
-    }
     with catalog.transaction() as connection:
+        now = database_now(connection)
+        claim = {
+            "status": JobStatus.RUNNING,
+            "claimed_by": worker,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "attempts": _runs_of_job() + 1,
+            "updated_at": now,
+        }
         _fail_exhausted_leases(connection, now, catalog.dialect)
         # Rescued jobs (expired leases) first, then pending ones: two index-ordered scans,
         # because one query over "pending OR expired" would sort every pending job.
@@ -170,8 +173,8 @@ def _close_orphaned_runs(connection: Connection, job_ids: list[int], now: dateti
 
 def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float) -> datetime:
     """Extend a held lease (call it well within the lease); raises LeaseLost if not held."""
-    expires = utcnow() + timedelta(seconds=lease_seconds)
     with catalog.transaction() as connection:
+        expires = database_now(connection) + timedelta(seconds=lease_seconds)
         renewed = connection.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker)
@@ -196,13 +199,13 @@ def expire_leases(catalog: Catalog, workers: Sequence[str]) -> list[int]:
     that the next claim takes the jobs up as it would after their leases ran out."""
     if not workers:
         return []
-    now = utcnow()
     with catalog.transaction() as connection:
+        ended = database_now(connection) - timedelta(seconds=1)
         return sorted(
             connection.scalars(
                 update(Job)
                 .where(Job.status == JobStatus.RUNNING, Job.claimed_by.in_(list(workers)))
-                .values(lease_expires_at=now - timedelta(seconds=1))
+                .values(lease_expires_at=ended)
                 .returning(Job.id)
             )
         )

@@ -40,7 +40,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from db.errors import LeaseLost, NotFound
 from db.models import Artifact, Job, JobStatus, Run, RunStatus, UTCDateTime, utcnow
-from db.session import Catalog
+from db.session import Catalog, database_now
 from db.text import contains_text
 
 MAX_TRACEBACK_CHARS = 20_000
@@ -381,9 +381,9 @@ def release_jobs(
     if flow_run_id is not None:
         open_runs = select(Run.job_id).where(Run.flow_run_id == flow_run_id, Run.status == RunStatus.RUNNING)
         query = query.where(Job.id.in_(open_runs))
-    if expired_only:
-        query = query.where(Job.lease_expires_at < now)
     with catalog.transaction() as connection:
+        if expired_only:  # by the database's clock, as the lease was set (db.claims)
+            query = query.where(Job.lease_expires_at < database_now(connection))
         ids = list(connection.scalars(query.with_for_update()))
         if not ids:
             return []

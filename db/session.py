@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -150,6 +151,21 @@ def open_catalog(url: str, *, check_schema: bool = True, create_if_empty: bool =
         catalog.dispose()
         raise
     return catalog
+
+
+def database_now(connection: Connection) -> datetime:
+    """The current time by the database's clock (aware UTC), for lease times.
+
+    Workers on several hosts share one PostgreSQL catalog, and their clocks drift apart: a
+    lease written and compared by each worker's own clock would let a worker whose clock
+    runs fast steal a live lease, and one whose clock runs slow keep a dead one. The
+    server's clock is the one clock they all share. PostgreSQL's `now()` is the start of
+    the transaction, so one transaction sees one instant. A SQLite catalog lives in this
+    process, on this machine, so its clock is the machine's.
+    """
+    if connection.dialect.name != "postgresql":
+        return datetime.now(UTC)
+    return connection.scalar(select(func.now())).astimezone(UTC)
 
 
 def retry_unavailable(action: Callable[[], T], what: str, delays: tuple[float, ...] = UNAVAILABLE_RETRY_DELAYS_S) -> T:

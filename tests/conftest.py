@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.s3",
     "tests.fixtures.prefect",
+    "tests.fixtures.fleet",
 ]
