@@ -108,8 +108,8 @@ def test_luminance_mode_keeps_content_chroma(content: Image.Image, style: Image.
 
 def test_level_budgets_spend_exactly_the_total() -> None:
     assert level_budgets(300, 1) == [300]
-    assert level_budgets(400, 2) == [100, 300]
-    assert level_budgets(400, 3) == [50, 50, 300]
+    assert level_budgets(400, 2) == [300, 100]
+    assert level_budgets(400, 3) == [150, 150, 100]
     assert all(sum(level_budgets(n, k)) == n for n in (7, 10, 301) for k in (1, 2, 3))
 
 
