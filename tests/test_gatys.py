@@ -46,8 +46,10 @@ def test_loss_falls_and_steps_are_counted(content: Image.Image, style: Image.Ima
     assert steps == [(i, 30) for i in range(1, 31)]
     assert result.iterations == 30
     assert result.image.size == (SIZE, SIZE) and result.image.mode == "RGB"
-    assert result.losses["total"] < result.initial_losses["total"] / 3
-    assert result.metrics["style_loss_drop"] > 5
+    # Layer balance asks every layer for the same fraction of its way, the slow deep ones too, so
+    # the total falls less in 30 evaluations at 64 px than it did unbalanced (2.3x against 3x).
+    assert result.losses["total"] < result.initial_losses["total"] / 2
+    assert result.metrics["style_loss_drop"] > 3  # 4.0 balanced (the style term alone), 5+ unbalanced
     assert 0 < result.metrics["ssim_to_content"] < 1
     assert result.weights_source == "caffe" and len(result.weights_sha256) == 64
 
