@@ -29,14 +29,15 @@ from style_engine import color
 from style_engine.device import bf16_supported, resolve_device
 from style_engine.errors import InvalidInputError, OptimizationError
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
-from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
-from style_engine.params import GatysParams
+from style_engine.losses import balanced_layer_weights, blend_grams, content_loss, gram, layer_distances, style_loss, tv_loss
+from style_engine.params import BASE_LEVEL_SIZE, GatysParams, multiscale_enabled
 from style_engine.vgg import VGGFeatures
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 Grams = dict[str, torch.Tensor]
 MIN_LEVEL_SIZE = 64  # below this, relu5_1 is a couple of pixels and the level teaches nothing
 FIRST_STEP = 0.05  # how far L-BFGS's first step moves the most sensitive pixel, on [0, 1] pixels
+COARSE_SHARE = 0.75  # of a multi-scale run's evaluations, spent below the final size (measured: 0.5-0.9 all pass)
 TOLERANCE_WINDOW = 10  # evaluations over which an early stop measures the relative loss decrease
 
 
@@ -114,23 +115,32 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def level_sizes(params: GatysParams) -> list[int]:
-    """Long sides of the levels, coarse to fine (one level unless ``multiscale``)."""
-    if not params.multiscale:
+    """Long sides of the levels, coarse to fine (one level unless multi-scale), each twice the last.
+
+    ``scales`` None: as many levels as take the coarsest closest to :data:`BASE_LEVEL_SIZE` on a
+    log scale (1024 -> 512, 1024; 2048 -> 512, 1024, 2048), and at least two when multi-scale was
+    asked for. The coarsest level is where the painting's arrangement is laid out, and VGG-19
+    sees a painting's motifs best about there: measured on the H200 at 1024 px, a 256 px base
+    cost legibility (SSIM 0.41 against 0.46) and at 2048 a 1024 px base left the picture as a
+    whole half as painted (style_dist at 512 px 16.5k against 3.3k).
+    """
+    if not multiscale_enabled(params):
         return [params.size]
-    sizes = [round(params.size / 2**k) for k in reversed(range(params.scales))]
+    count = params.scales or max(2, 1 + round(math.log2(params.size / BASE_LEVEL_SIZE)))
+    sizes = [round(params.size / 2**k) for k in reversed(range(count))]
     return [s for s in sizes if s >= MIN_LEVEL_SIZE] or [params.size]
 
 
 def level_budgets(total: int, levels: int) -> list[int]:
-    """A quarter of the evaluations shared by the coarser levels, the rest for the final one.
+    """``COARSE_SHARE`` of the evaluations shared by the coarser levels, the rest for the final one.
 
-    Coarse levels only have to settle the large-scale arrangement, which L-BFGS does in a few
-    dozen evaluations; past that their loss is on a different objective (other size, other
-    Gram targets) and buys little at the final size, where the quality is measured.
+    The coarse levels are where the painting's large-scale arrangement is made: at the final size
+    of a large render, relu5_1 sees only a small patch of the image, so strokes and motifs can
+    only be laid out below it. A coarse evaluation also costs a fraction of a full-size one.
     """
     if levels == 1:
         return [total]
-    coarse = total // 4 // (levels - 1)
+    coarse = round(total * COARSE_SHARE) // (levels - 1)
     return [coarse] * (levels - 1) + [total - coarse * (levels - 1)]
 
 
@@ -172,7 +182,9 @@ def stylize(
     objective = _Objective(vgg, params, content, styles, blend, style_keys, cache)
 
     sizes = level_sizes(params)
-    levels = [_Level(objective, size, extra_term if size == sizes[-1] else None) for size in sizes]
+    levels: list[_Level] = []
+    for size in sizes:
+        levels.append(_Level(objective, size, extra_term if size == sizes[-1] else None, coarser=tuple(levels)))
     budgets = level_budgets(params.iterations, len(levels))
     final = levels[-1]
     x = _initial_image(params, final, styles, init_image, objective)
@@ -206,7 +218,7 @@ def stylize(
         iterations=done,
         seconds=time.perf_counter() - started,
         cache_hit=objective.cache_hit,
-        metrics=_metrics(image, final.content_rgb, initial_losses, best_losses),
+        metrics=_metrics(image, final.content_rgb, initial_losses, best_losses) | _ratio_metrics(final.layer_ratios(x)),
         device=str(target_device),
         weights_source=vgg.weights_source,
         weights_sha256=vgg.weights_sha256,
@@ -312,9 +324,12 @@ class _Objective:
 class _Level:
     """The objective at one image size: content and style targets, and the optimizer loop."""
 
-    def __init__(self, objective: _Objective, size: int, extra: ExtraTerm | None = None) -> None:
+    def __init__(
+        self, objective: _Objective, size: int, extra: ExtraTerm | None = None, coarser: Sequence[_Level] = ()
+    ) -> None:
         self.objective = objective
         self.extra = extra
+        self.coarser = tuple(coarser)
         self.params = objective.params
         self.vgg = objective.vgg
         self.content_rgb = image_to_tensor(resize_long_side(objective.content, size), self.vgg.device)
@@ -327,6 +342,13 @@ class _Level:
             features = self.vgg(self.to_rgb(self.content_work))
         self.content_targets = {name: features[name].float().detach() for name in self.params.content_layers}
         self.style_targets = objective.style_grams(size)
+        # Where the photo starts, per style layer: the yardstick of layer balance and of the ratios.
+        self.photo_distances = {name: float(d) for name, d in layer_distances(features, self.style_targets).items()}
+        self.layer_weights = (
+            balanced_layer_weights(objective.layer_weights, self.photo_distances)
+            if self.params.balance_layers
+            else objective.layer_weights
+        )
 
     def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
         """The optimized variable is luminance only (1 channel) in luminance mode."""
@@ -336,17 +358,42 @@ class _Level:
         w = self.objective.weights
         features = self.vgg(self.to_rgb(x))
         c = w["content_weight"] * content_loss(features, self.content_targets)
-        s = w["style_weight"] * style_loss(features, self.style_targets, self.objective.layer_weights)
+        s = self.style_term(features)
         t = w["tv_weight"] * tv_loss(x)
         terms = [("content", c), ("style", s), ("tv", t)]
+        if self.coarser:
+            terms.append(("coarse_style", self._coarse_style(x)))
         if self.extra is not None:
             terms.append((self.extra.name, self.extra.loss(self.to_rgb(x))))
         total = sum(value for _, value in terms)
         return total, {name: value.item() for name, value in [("total", total), *terms]}
 
+    def style_term(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted style loss of ``features`` against this level's targets."""
+        return self.objective.weights["style_weight"] * style_loss(features, self.style_targets, self.layer_weights)
+
+    def _coarse_style(self, x: torch.Tensor) -> torch.Tensor:
+        """The coarser levels' style terms on ``x`` scaled down to their sizes.
+
+        A fine level only sees the painting's motifs at a fraction of the image: on its own it
+        re-textures what the coarse levels laid out, and the picture seen as a whole loses its
+        painted look. Keeping the coarse levels' style terms (on the image scaled down, so they
+        cost a fraction of an evaluation) holds the arrangement while this level adds detail.
+        """
+        rgb = self.to_rgb(x)
+        terms = [level.style_term(self.vgg(_resize(rgb, level.shape))) for level in self.coarser]
+        return sum(terms) / len(terms)
+
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
         with torch.no_grad():
             return self.losses(x)[1]
+
+    def layer_ratios(self, x: torch.Tensor) -> dict[str, float]:
+        """Per style layer, ``x``'s Gram distance to the targets over the photo's (1.0: no style there)."""
+        with torch.no_grad():
+            distances = layer_distances(self.vgg(self.to_rgb(x)), self.style_targets)
+        return {name: float(d) / self.photo_distances[name] if self.photo_distances[name] > 0 else float("nan")
+                for name, d in distances.items()}
 
     def optimize(
         self,
@@ -517,6 +564,11 @@ def _metrics(
         "content_loss": final["content"],
         "style_loss": final["style"],
     }
+
+
+def _ratio_metrics(ratios: Mapping[str, float]) -> dict[str, float]:
+    """Per style layer, how far the output still is from the style relative to the photo (engine's view)."""
+    return {f"style_ratio_{name}": value for name, value in ratios.items()}
 
 
 def _pixels_key(image: Image.Image) -> str:

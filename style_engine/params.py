@@ -21,20 +21,32 @@ from style_engine.vgg import validate_layers
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 MAX_SIZE = 8192
+# Multi-scale levels halve the size down to the one closest to BASE_LEVEL_SIZE (log scale), so
+# ``multiscale=None`` (the default) runs coarse-to-fine where that leaves two levels or more: above
+# 512 * sqrt(2) px. Measured on the H200 (Tuebingen + Starry Night, 300 evaluations): at 1024 px
+# single-scale leaves the picture as a whole 2.8x less painted than a direct 512 px render
+# (style_dist at 512 px), multi-scale 0.4x, in 0.8x single-scale's time.
+BASE_LEVEL_SIZE = 512
+MULTISCALE_ABOVE = round(BASE_LEVEL_SIZE * math.sqrt(2))
 
 # Loss weights per VGG weight source, for the raw objective of losses.py (content MSE at relu4_2,
 # Gram MSE with Grams divided by C*H*W, TV as mean squared neighbour difference on [0,1] pixels).
 # The two sources see inputs at very different scales (0-255 BGR vs ImageNet-standardized), so
 # one set of numbers cannot serve both.
-#  - caffe: tuned on Tuebingen + Starry Night at 384 px, 300 evaluations from the content: a
-#    clearly painted, still legible city, the style loss falling 130x (content weight 5 kept the
-#    photo too dominant: a 33x fall and timid strokes).
-#  - torchvision: the convention of the PyTorch tutorial (content 1, style 1e6 with the same
-#    normalization); not tuned here because those weights cannot be fetched offline.
+#  - With layer balance (the default), each style layer's term is 1.0 at the photo, so the style
+#    term starts at style_weight. caffe's 5e6 is what the unbalanced default (100) started at on
+#    Tuebingen with Starry Night, The Great Wave or The Scream at 256-512 px (4e6 to 7e6): the
+#    same pull between photo and painting, now spread evenly over the layers. torchvision's is
+#    that figure scaled by its activations' size relative to caffe's (1 / (255 * 0.226))^2,
+#    as its content MSE is; not tuned here because those weights cannot be fetched offline.
+#  - Without balance: caffe tuned on Tuebingen + Starry Night at 384 px, 300 evaluations from
+#    the content (a clearly painted, still legible city); torchvision the PyTorch tutorial's
+#    convention (content 1, style 1e6 with the same normalization).
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "caffe": {"content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.0},
-    "torchvision": {"content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0},
+    "caffe": {"content_weight": 1.0, "style_weight": 5e6, "tv_weight": 0.0},
+    "torchvision": {"content_weight": 1.0, "style_weight": 1.5e3, "tv_weight": 0.0},
 }
+UNBALANCED_STYLE_WEIGHTS: dict[str, float] = {"caffe": 100.0, "torchvision": 1e6}
 
 Params = TypeVar("Params", bound="MethodParams")
 
@@ -101,11 +113,17 @@ class GatysParams(MethodParams):
     including those L-BFGS spends in its line search. Loss weights left as ``None`` take the
     defaults of the VGG weight source (:data:`DEFAULT_WEIGHTS`).
 
-    ``multiscale`` runs ``scales`` levels coarse-to-fine, each level twice the previous long side
-    and initialized from its own content plus the upsampled stylization (result minus content)
-    of the previous level; the coarser levels share a quarter of the iteration budget and the
-    final level gets the rest. Coarse levels settle the large-scale arrangement cheaply, so the
-    full-size level starts closer to a good optimum.
+    ``multiscale`` runs coarse-to-fine (``None``: above :data:`MULTISCALE_ABOVE` px), each level
+    twice the previous long side, down to about :data:`BASE_LEVEL_SIZE` (``scales`` None) or over
+    ``scales`` levels. A level starts from its own content plus the upsampled stylization (result
+    minus content) of the previous level, and keeps the coarser levels' style terms on the image
+    scaled down, so the arrangement laid out coarse survives while the detail is added; the
+    coarser levels share three quarters of the evaluations. Without it a large render is a
+    lightly textured photo: at the final size VGG-19 sees the painting's motifs only in patches.
+
+    ``balance_layers`` divides each style layer's term by the photo's own Gram distance to the
+    style at that layer (see :func:`style_engine.losses.balanced_layer_weights`), so that the deep
+    layers, whose Grams are small, are not left behind.
     """
 
     method: ClassVar[str] = "gatys"
@@ -124,12 +142,13 @@ class GatysParams(MethodParams):
     learning_rate: float = 0.02
     lbfgs_history: int = 50
     style_scale: float = 1.0
-    multiscale: bool = False
-    scales: int = 3
+    multiscale: bool | None = None
+    scales: int | None = None
     pooling: str = "max"
     preserve_color: str | None = None
     histogram_mode: str = "cholesky"
     precision: str = "auto"
+    balance_layers: bool = True
 
     def __post_init__(self) -> None:
         _int("size", self.size, 32, MAX_SIZE)
@@ -157,8 +176,10 @@ class GatysParams(MethodParams):
         _number("style_scale", self.style_scale, positive=True)
         if self.style_scale > 4:
             raise InvalidInputError(f"parameter style_scale: {self.style_scale} is too large (at most 4)")
-        _choice("multiscale", self.multiscale, (True, False))
-        _int("scales", self.scales, 1, 6)
+        _choice("multiscale", self.multiscale, (None, True, False))
+        _choice("balance_layers", self.balance_layers, (True, False))
+        if self.scales is not None:
+            _int("scales", self.scales, 1, 6)
         _choice("pooling", self.pooling, ("max", "avg"))
         _choice("preserve_color", self.preserve_color, (None, "luminance", "histogram"))
         _choice("histogram_mode", self.histogram_mode, ("cholesky", "pca"))
@@ -170,11 +191,19 @@ class GatysParams(MethodParams):
         A user state dict (``path``) is fed like the source whose layout it uses, so it takes
         that source's defaults (``preprocessing`` is the name of that source).
         """
-        defaults = DEFAULT_WEIGHTS.get(weights_source, DEFAULT_WEIGHTS["caffe"])
+        source = weights_source if weights_source in DEFAULT_WEIGHTS else "caffe"
+        defaults = DEFAULT_WEIGHTS[source]
+        if not self.balance_layers:
+            defaults = defaults | {"style_weight": UNBALANCED_STYLE_WEIGHTS[source]}
         return {
             name: float(getattr(self, name) if getattr(self, name) is not None else default)
             for name, default in defaults.items()
         }
+
+
+def multiscale_enabled(params: GatysParams) -> bool:
+    """``multiscale`` as given, or (``None``) by size: coarse-to-fine above :data:`MULTISCALE_ABOVE` px."""
+    return params.size > MULTISCALE_ABOVE if params.multiscale is None else params.multiscale
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,10 @@ def test_loss_falls_and_steps_are_counted(content: Image.Image, style: Image.Ima
     assert steps == [(i, 30) for i in range(1, 31)]
     assert result.iterations == 30
     assert result.image.size == (SIZE, SIZE) and result.image.mode == "RGB"
-    assert result.losses["total"] < result.initial_losses["total"] / 3
-    assert result.metrics["style_loss_drop"] > 5
+    # Layer balance asks every layer for the same fraction of its way, the slow deep ones too, so
+    # the total falls less in 30 evaluations at 64 px than it did unbalanced (2.3x against 3x).
+    assert result.losses["total"] < result.initial_losses["total"] / 2
+    assert result.metrics["style_loss_drop"] > 3  # 4.0 balanced (the style term alone), 5+ unbalanced
     assert 0 < result.metrics["ssim_to_content"] < 1
     assert result.weights_source == "caffe" and len(result.weights_sha256) == 64
 
@@ -108,8 +110,8 @@ def test_luminance_mode_keeps_content_chroma(content: Image.Image, style: Image.
 
 def test_level_budgets_spend_exactly_the_total() -> None:
     assert level_budgets(300, 1) == [300]
-    assert level_budgets(400, 2) == [100, 300]
-    assert level_budgets(400, 3) == [50, 50, 300]
+    assert level_budgets(400, 2) == [300, 100]
+    assert level_budgets(400, 3) == [150, 150, 100]
     assert all(sum(level_budgets(n, k)) == n for n in (7, 10, 301) for k in (1, 2, 3))
 
 

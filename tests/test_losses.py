@@ -9,7 +9,7 @@ import torch
 from style_engine.errors import InvalidInputError
 from style_engine.gatys import level_sizes
 from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
-from style_engine.params import DEFAULT_WEIGHTS, GatysParams, NoopParams, parse_params
+from style_engine.params import DEFAULT_WEIGHTS, UNBALANCED_STYLE_WEIGHTS, GatysParams, NoopParams, parse_params
 
 pytestmark = pytest.mark.unit
 
@@ -64,7 +64,7 @@ def test_params_round_trip_is_canonical() -> None:
     assert data["style_layers"] == ["relu1_1", "relu2_1"]
     assert GatysParams.from_dict(data) == params
     assert parse_params("gatys", data).to_dict() == data
-    assert set(data) >= {"size", "iterations", "seed", "init", "optimizer", "preserve_color", "multiscale"}
+    assert set(data) >= {"size", "iterations", "seed", "init", "optimizer", "preserve_color", "multiscale", "balance_layers"}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +102,9 @@ def test_loss_weight_defaults_per_source() -> None:
     assert GatysParams().loss_weights("caffe") == DEFAULT_WEIGHTS["caffe"]
     assert GatysParams().loss_weights("torchvision") == DEFAULT_WEIGHTS["torchvision"]
     assert GatysParams(style_weight=7).loss_weights("caffe")["style_weight"] == 7.0
+    unbalanced = GatysParams(balance_layers=False)
+    assert unbalanced.loss_weights("caffe")["style_weight"] == UNBALANCED_STYLE_WEIGHTS["caffe"]
+    assert unbalanced.loss_weights("torchvision")["style_weight"] == UNBALANCED_STYLE_WEIGHTS["torchvision"]
 
 
 def test_multiscale_levels() -> None:
