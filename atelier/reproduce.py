@@ -95,6 +95,21 @@ class Reproduction:
         return self.sha256 == self.plan.recorded_sha256
 
 
+def unsupported_reason(method: str) -> str | None:
+    """Why `reproduce` will not re-run `method`, or None when it can.
+
+    A training run records a Model and checkpoints in the catalog as it goes, a video run frame
+    checkpoints: re-running either would not be the read-only act a reproduction must be.
+    """
+    from tasks.itn import TRAINING_METHOD
+    from tasks.job import is_video_method
+
+    if method == TRAINING_METHOD or is_video_method(method):
+        return (f"method {method} writes checkpoints to the catalog as it runs; reproduce re-runs gatys, noop "
+                "and itn (stylizing with a stored model)")
+    return None
+
+
 def open_reproduction_workshop(config: WorkshopConfig) -> Workshop:
     """The process's Workshop for `config`, with no lease to keep (see NO_LEASE_SECONDS)."""
     return workshop_for(replace(config, lease_seconds=NO_LEASE_SECONDS))
@@ -102,8 +117,7 @@ def open_reproduction_workshop(config: WorkshopConfig) -> Workshop:
 
 def plan_reproduction(workshop: Workshop, artwork_id: int) -> Plan:
     """Read the artwork's run and job, and compare its versions and weights with this machine's."""
-    from tasks.itn import TRAINING_METHOD
-    from tasks.job import is_video_method, weights_provenance
+    from tasks.job import weights_provenance
     from tasks.provenance import device_name, library_versions
 
     try:
@@ -113,11 +127,9 @@ def plan_reproduction(workshop: Workshop, artwork_id: int) -> Plan:
             spec = job_spec(session, art["job_id"])
     except NotFound as exc:
         raise CannotReproduce(f"artwork {artwork_id}: {exc}") from None
-    # A training run records a Model and checkpoints in the catalog as it goes, a video run frame
-    # checkpoints: re-running either would not be the read-only act a reproduction must be.
-    if spec.method == TRAINING_METHOD or is_video_method(spec.method):
-        raise CannotReproduce(f"artwork {artwork_id}: method {spec.method} writes checkpoints to the catalog as it "
-                              "runs; reproduce re-runs gatys, noop and itn (stylizing with a stored model)")
+    why_not = unsupported_reason(spec.method)
+    if why_not:
+        raise CannotReproduce(f"artwork {artwork_id}: {why_not}")
     # The run's recorded parameters, not the job's: they are what made these pixels.
     spec = replace(spec, params=dict(run["params"]))
     here = {**library_versions(), **weights_provenance(spec.method, workshop)}

@@ -123,7 +123,7 @@ def test_itn_stylizing_with_a_stored_model_gives_identical_bytes(prefect_api, at
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("rocket", "chelsea", "coffee"):
-        skimage_image(name, 64).save(photos / f"{name}.png")
+        skimage_image(name, 100).save(photos / f"{name}.png")
     skimage_image("astronaut", 48).save(tmp_path / "photo.png")
     draw_strokes(64, 64).save(tmp_path / "strokes.png")
     app.cli("catalog", "add", str(tmp_path / "photo.png"), "--role", "content")

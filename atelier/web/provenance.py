@@ -1,12 +1,15 @@
-"""The `atelier stylize` command line that makes an artwork again from its recorded run.
+"""The command lines that make an artwork again: `atelier reproduce ID` on the catalog, and
+the explicit `atelier stylize` (or `stylize-video`) one for someone with just the files.
 
 Parameters map onto stylize's options by name (`content_weight` -> `--content-weight`);
 the few that stylize has no option for are returned apart, so the page can say so instead
-of printing a command that silently differs.
+of printing a command that silently differs. `stylize-video` takes every recorded parameter
+as `--param key=value`, so it needs no such list.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from functools import cache
 from collections.abc import Mapping, Sequence
@@ -50,3 +53,14 @@ def reproduce_command(
         args += ["--weights", weights_source]
     unsupported = {k: v for k, v in rest.items() if k not in defaults or defaults[k] != v}
     return shlex.join(args), unsupported
+
+
+def reproduce_video_command(method: str, params: Mapping[str, Any], clip_file: str, style_files: Sequence[str],
+                            output: str) -> str:
+    """`atelier stylize-video` with the recorded parameters; `method` is the catalog's (video_gatys)."""
+    args = ["atelier", "stylize-video", clip_file, output, "--method", method.removeprefix("video_")]
+    for style in style_files:
+        args += ["--style", style]
+    for name, value in sorted(params.items()):
+        args += ["--param", f"{name}={json.dumps(value)}"]
+    return shlex.join(args)
