@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # (e.g. http://127.0.0.1:4200), and the token that turns on its write actions (off when unset).
     prefect_ui_url: str | None = None
     web_token: str | None = None
+    # Where the gallery web app is served for the people who read the Prefect artifacts (e.g.
+    # https://gallery.example.org); a gallery run's artifacts then link to its artwork pages.
+    web_url: str | None = None
 
     @field_validator("host")
     @classmethod
