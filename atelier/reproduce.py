@@ -154,6 +154,10 @@ def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Pa
         content, styles = load_inputs(workshop, spec)
     except (ObjectNotFound, ChecksumMismatch) as exc:
         raise CannotReproduce(f"artwork {plan.artwork_id}: a recorded input cannot be fetched: {exc}") from None
+    try:  # fetched before the compute: the comparison needs it, so its absence is said at once
+        recorded_image = workshop.store.get_bytes(plan.recorded_uri, sha256=plan.recorded_sha256)
+    except (ObjectNotFound, ChecksumMismatch) as exc:
+        raise CannotReproduce(f"artwork {plan.artwork_id}: the recorded output cannot be fetched: {exc}") from None
     started = time.perf_counter()
     result = render(workshop, spec, content, styles, logger, LossCurve())
     seconds = time.perf_counter() - started
@@ -166,17 +170,17 @@ def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Pa
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(view.store.path_for_uri(new_output.uri), output)
-    recorded_image = workshop.store.get_bytes(plan.recorded_uri, sha256=plan.recorded_sha256)
     largest, mean = _pixel_difference(Image.open(io.BytesIO(recorded_image)), result.image)
     return Reproduction(plan, new_output.sha256, seconds, tuple(metric_differences(plan.recorded_metrics, metrics)),
                         largest, mean, output)
 
 
 def metric_differences(recorded: Mapping[str, Any], here: Mapping[str, Any]) -> Iterator[Difference]:
-    """Every number of the recorded metrics (nested ones as `losses.total`) that changed."""
+    """Every number of the recorded metrics (nested ones as `losses.total`) that changed, timings
+    (`seconds_per_image`, ...) aside: they describe the machine's load, not the result."""
     flat_here = dict(_numbers(here))
     for name, value in _numbers(recorded):
-        if name in flat_here and flat_here[name] != value:
+        if "seconds" not in name and name in flat_here and flat_here[name] != value:
             yield Difference(name, value, flat_here[name])
 
 
