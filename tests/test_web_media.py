@@ -71,3 +71,12 @@ def test_picture_artwork_page_offers_atelier_reproduce(media):
     page = client.get(f"/artworks/{g.artworks[0]}").text
     assert f'<pre class="command reproduce"><code>atelier reproduce {g.artworks[0]}</code></pre>' in page
     assert "atelier stylize" in page  # the explicit command too
+
+
+def test_an_artwork_made_with_a_model_names_the_model_in_its_command(media):
+    g, client = media
+    response = client.get(f"/artworks/{g.model_artwork}")
+    assert response.status_code == 200  # itn's parameters have no default model: the page must not need one
+    command = re.search(r'<pre class="command"><code>(.*?)</code></pre>', response.text, re.S).group(1)
+    assert command.startswith("atelier stylize ") and " --method itn --model &#39;&lt;script&gt;" in command
+    assert "style-" not in command and "--size 64" in command  # the model carries the style: no style file
