@@ -101,10 +101,10 @@ def unsupported_reason(method: str) -> str | None:
     A training run records a Model and checkpoints in the catalog as it goes, a video run frame
     checkpoints: re-running either would not be the read-only act a reproduction must be.
     """
-    from tasks.itn import TRAINING_METHOD
+    from style_engine.itn_params import ITNTrainParams
     from tasks.job import is_video_method
 
-    if method == TRAINING_METHOD or is_video_method(method):
+    if method == ITNTrainParams.method or is_video_method(method):
         return (f"method {method} writes checkpoints to the catalog as it runs; reproduce re-runs gatys, noop "
                 "and itn (stylizing with a stored model)")
     return None
