@@ -72,6 +72,9 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, live):
     context = browser.new_context(java_script_enabled=True)
+    # The app's first artwork page loads the engine's parameter types (torch): half a minute
+    # and more on a busy machine.
+    context.set_default_timeout(120_000)
     page = context.new_page()
     yield page
     context.close()

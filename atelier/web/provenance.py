@@ -74,10 +74,13 @@ def reproduce_command(
 
 def reproduce_video_command(method: str, params: Mapping[str, Any], clip_file: str, style_files: Sequence[str],
                             output: str) -> str:
-    """`atelier stylize-video` with the recorded parameters; `method` is the catalog's (video_gatys)."""
+    """`atelier stylize-video` with the recorded parameters that differ from the method's defaults;
+    `method` is the catalog's (video_gatys)."""
     args = ["atelier", "stylize-video", clip_file, output, "--method", method.removeprefix("video_")]
     for style in style_files:
         args += ["--style", style]
+    defaults = method_defaults(method)
     for name, value in sorted(params.items()):
-        args += ["--param", f"{name}={json.dumps(value)}"]
+        if name not in defaults or defaults[name] != value:
+            args += ["--param", f"{name}={json.dumps(value)}"]
     return shlex.join(args)
