@@ -38,6 +38,9 @@ from db.queries import Filters
 from db.trained_models import ModelInfo, list_models
 
 STATIC = Path(__file__).parent / "static"
+# The methods the grid's filter offers (the engine's registry, style_engine.params.METHOD_PARAMS,
+# would load torch for the gallery's front page); any other name can still go in the URL.
+GRID_METHODS = ("gatys", "itn", "itn-train", "video_gatys", "noop")
 # How many of the newest `itn` artworks a model page looks through for its samples.
 SAMPLE_SCAN = 500
 # Model metrics that have their own place on the model page (plots, the style) or are too long for it.
@@ -135,7 +138,7 @@ def create_app(config: WebConfig) -> FastAPI:
         except NotFound as exc:  # a content or style reference that names no image is a bad filter value
             raise BadRequest(str(exc)) from None
         return page(request, "grid.html", artworks=rows[: config.page_size], more=len(rows) > config.page_size,
-                    q=query, methods=("gatys", "noop"), statuses=list(JobStatus))
+                    q=query, methods=GRID_METHODS, statuses=list(JobStatus))
 
     @app.get("/artworks/{artwork_id}", response_class=HTMLResponse)
     def artwork(request: Request, artwork_id: int, s: Reader) -> HTMLResponse:
