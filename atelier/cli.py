@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from atelier import __version__
-from atelier.commands import register_commands
+from atelier.commands import register_commands, reproduce
 
 app = typer.Typer(
     name="atelier",
@@ -36,3 +36,4 @@ def main(
 
 
 register_commands(app)
+reproduce.register(app)

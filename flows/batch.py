@@ -74,9 +74,9 @@ def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> 
     if not batch:
         logger.info("%s: no jobs to run", name)
         return BatchReport(name=name, lines=())
-    public_url = read_worker_settings().store_public_url
-    report = retry_unavailable(lambda: report_batch(workshop, name, batch, logger, public_url=public_url),
-                               f"{name}: reporting the outcomes")
+    settings = read_worker_settings()
+    report = retry_unavailable(lambda: report_batch(workshop, name, batch, logger, public_url=settings.store_public_url,
+                                                    web_url=settings.web_url), f"{name}: reporting the outcomes")
     logger.info("%s; contact sheet %s", report.headline(), report.contact_sheet)
     if report.failed:
         raise BatchFailed(report)

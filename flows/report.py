@@ -11,7 +11,10 @@ an artifact that cannot be written becomes a note in the summary, and the flow r
 Prefect keeps artifacts for good, so they hold no link that dies: no presigned URL (it
 expires), no local path or file:// link (a browser page cannot open it). They name each
 output by its artwork id with the `atelier` command that fetches it, and link pictures
-only through `ATELIER_STORE_PUBLIC_URL`, a permanent address the store is served at.
+only through `ATELIER_STORE_PUBLIC_URL`, a permanent address the store is served at. When
+`ATELIER_WEB_URL` names where the gallery web app (`atelier web`) is served, each artwork
+links to its page there, and the failures to the gallery's list of failed jobs: pages by
+catalog id, which stay valid as long as the catalog does.
 """
 
 from __future__ import annotations
@@ -185,20 +188,29 @@ def public_link(public_url: str | None, store_base_uri: str, uri: str | None) ->
     return f"{public_url.rstrip('/')}/{uri.removeprefix(store_base_uri + '/')}"
 
 
-def markdown_summary(report: BatchReport, links: dict[str, str] | None = None) -> str:
+def gallery_page(web_url: str | None, path: str) -> str | None:
+    """The address of `path` (e.g. `/artworks/12`) in the gallery served at `web_url`, if one is set."""
+    return f"{web_url.rstrip('/')}{path}" if web_url else None
+
+
+def markdown_summary(report: BatchReport, links: dict[str, str] | None = None, web_url: str | None = None) -> str:
     """The run's front page in the Prefect UI: counts, the contact sheet, failures, outputs.
 
     `links` maps store URIs to permanent public addresses; URIs without one are shown as text.
+    `web_url` is the gallery's address: artworks then link to their pages.
     """
     links = links or {}
     parts = [f"# {report.headline()}", ""]
+    if web_url:
+        parts += [f"Browse the results in the [gallery]({gallery_page(web_url, '/')}).", ""]
     if report.contact_sheet:
         sheet_link = links.get(report.contact_sheet)
         parts += [f"Contact sheet: `{report.contact_sheet}`", ""]
         if sheet_link:
             parts += [f"![contact sheet]({sheet_link})", ""]
     if report.failed:
-        parts += ["## Failed", ""]
+        failed_page = gallery_page(web_url, "/jobs?status=failed")
+        parts += ["## Failed" + (f" ([in the gallery]({failed_page}))" if failed_page else ""), ""]
         for line in report.failed:
             reason, fix = explain_failure(line)
             parts.append(f"- job {line.job_id} ({_md(line.content)} × {_md(line.styles)}): {_md(reason)}. "
@@ -207,8 +219,11 @@ def markdown_summary(report: BatchReport, links: dict[str, str] | None = None) -
     if report.succeeded:
         parts += ["## Results", ""]
         for line in report.succeeded:
-            where = f"[artwork {line.artwork_id}]({links[line.output_uri]})" if line.output_uri in links else (
-                f"artwork {line.artwork_id}")
+            page = gallery_page(web_url, f"/artworks/{line.artwork_id}")
+            picture = links.get(line.output_uri or "")
+            where = f"[artwork {line.artwork_id}]({page or picture})" if page or picture else f"artwork {line.artwork_id}"
+            if page and picture:
+                where += f" ([picture]({picture}))"
             parts.append(f"- job {line.job_id} ({_md(line.content)} × {_md(line.styles)}, {line.method}): {where}")
         parts += ["", "Fetch one: `atelier artworks export DIR --id ARTWORK`; details: `atelier artworks show ARTWORK`.",
                   ""]
@@ -226,8 +241,10 @@ def _md(text: str) -> str:
     return flat
 
 
-def table_rows(report: BatchReport, links: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """One row per job for the Prefect table artifact: short cells, no link that dies."""
+def table_rows(report: BatchReport, links: dict[str, str] | None = None, web_url: str | None = None
+               ) -> list[dict[str, Any]]:
+    """One row per job for the Prefect table artifact: short cells, no link that dies; `page` is
+    the artwork's page in the gallery when `web_url` is set."""
     links = links or {}
     return [
         {
@@ -240,24 +257,27 @@ def table_rows(report: BatchReport, links: dict[str, str] | None = None) -> list
             "seconds": round(line.seconds, 2) if line.seconds is not None else None,
             "artwork": line.artwork_id,
             "link": links.get(line.output_uri or "", ""),
+            "page": (gallery_page(web_url, f"/artworks/{line.artwork_id}") if line.artwork_id else None) or "",
             "error": display_text(line.error, ERROR_LIMIT),
         }
         for line in report.lines
     ]
 
 
-def publish(report: BatchReport, key_prefix: str, links: dict[str, str] | None = None) -> None:
+def publish(report: BatchReport, key_prefix: str, links: dict[str, str] | None = None,
+            web_url: str | None = None) -> None:
     """Create the markdown summary and the jobs table as Prefect artifacts of this flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    create_markdown_artifact(markdown_summary(report, links), key=f"{key_prefix}-summary",
+    create_markdown_artifact(markdown_summary(report, links, web_url), key=f"{key_prefix}-summary",
                              description=report.headline())
-    create_table_artifact(table_rows(report, links), key=f"{key_prefix}-jobs", description=f"{report.name}: jobs")
+    create_table_artifact(table_rows(report, links, web_url), key=f"{key_prefix}-jobs",
+                          description=f"{report.name}: jobs")
 
 
 def report_batch(
     workshop: Workshop, name: str, job_ids: list[int], logger: logging.Logger | logging.LoggerAdapter,
-    *, public_url: str | None = None,
+    *, public_url: str | None = None, web_url: str | None = None,
 ) -> BatchReport:
     """Describe the jobs, lay out and upload the contact sheet, and publish the artifacts,
     degrading one item at a time: whatever fails becomes a note (and a warning in the run
@@ -278,7 +298,7 @@ def report_batch(
     links = {uri: link for uri in uris if uri and (link := public_link(public_url, base, uri))}
     report = replace(report, contact_sheet=sheet_uri, contact_sheet_at=sheet_at, notes=tuple(notes))
     try:
-        publish(report, key_prefix=name, links=links)
+        publish(report, key_prefix=name, links=links, web_url=web_url)
     except Exception as exc:
         report = replace(report, notes=(*report.notes, f"no Prefect artifacts: {_reason(exc)}"))
     for note in report.notes:

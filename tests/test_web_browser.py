@@ -2,7 +2,8 @@
 
 One browser and one live server (uvicorn on a free loopback port) serve the whole module:
 browsing, filtering and paging; an artwork page whose images really load and whose plot is
-drawn; hostile names shown as text, never run; the 404, 400 and 403 pages.
+drawn; a video artwork that plays; the models pages; hostile names shown as text, never run;
+the 404, 400 and 403 pages.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web_gallery import FLOW_RUN, HOSTILE_TAG, HOSTILE_TITLE, build_gallery
+from tests.web_gallery import FLOW_RUN, HOSTILE_MODEL, HOSTILE_TAG, HOSTILE_TITLE, VIDEO_FPS, VIDEO_FRAMES, build_gallery
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -39,7 +40,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object
     url = f"sqlite:///{folder / 'catalog.db'}"
     upgrade(url)
     catalog = open_catalog(url)
-    gallery = build_gallery(catalog, LocalStore(folder / "store"))
+    gallery = build_gallery(catalog, LocalStore(folder / "store"), media=True)
     catalog.dispose()
     app = create_app(WebConfig(database_url=url, store_url=f"file://{folder / 'store'}", write_token=TOKEN,
                                prefect_ui_url="http://127.0.0.1:4200", page_size=2))
@@ -71,6 +72,9 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, live):
     context = browser.new_context(java_script_enabled=True)
+    # The app's first artwork page loads the engine's parameter types (torch): half a minute
+    # and more on a busy machine.
+    context.set_default_timeout(120_000)
     page = context.new_page()
     yield page
     context.close()
@@ -107,13 +111,15 @@ def test_artwork_page_images_load_and_plot_is_drawn(page, live):
     assert len(widths) == 3 and all(w > 0 for w in widths), widths
     assert page.locator("svg.plot polyline.loss-total").count() == 1
     assert page.locator("svg.plot").bounding_box()["width"] > 100
-    assert "atelier stylize" in page.locator("pre.command").inner_text()
+    assert page.locator("pre.reproduce").inner_text() == f"atelier reproduce {g.artworks[0]}"
+    assert "atelier stylize" in page.locator("pre.command:not(.reproduce)").inner_text()
     assert page.get_attribute("text=" + FLOW_RUN, "href") == f"http://127.0.0.1:4200/runs/flow-run/{FLOW_RUN}"
 
 
 def test_hostile_names_and_tags_are_text(page, live):
     base, g = live
-    for path in (f"/images/{g.contents[1]}", "/jobs", "/contents", f"/artworks/{g.artworks[1]}"):
+    for path in (f"/images/{g.contents[1]}", "/jobs", "/contents", f"/artworks/{g.artworks[1]}", "/models",
+                 f"/models/{g.model_id}", f"/artworks/{g.video_artwork}", f"/artworks/{g.model_artwork}"):
         page.goto(base + path)
         assert page.evaluate("window.pwned") is None, path
         assert page.locator("script").count() == 0, path
@@ -122,6 +128,39 @@ def test_hostile_names_and_tags_are_text(page, live):
     assert page.locator("h1").inner_text().endswith(HOSTILE_TITLE)
     page.click(f"a.tag:has-text('{HOSTILE_TAG[:3]}')")  # the tag's link filters the grid by that exact tag
     assert tile_ids(page) == sorted(g.artworks[1::2], reverse=True)[:2]
+    page.goto(f"{base}/models/{g.model_id}")
+    assert page.locator("h1").inner_text() == f"Model #{g.model_id}: {HOSTILE_MODEL}"
+
+
+def test_video_artwork_plays(page, live):
+    base, g = live
+    page.goto(f"{base}/artworks/{g.video_artwork}")
+    video = page.locator("video#output")
+    video.evaluate("v => v.play()")  # muted, so no user gesture is needed
+    page.wait_for_function("() => document.querySelector('video#output').currentTime > 0.3", timeout=15_000)
+    state = video.evaluate("v => ({ready: v.readyState, duration: v.duration, error: v.error && v.error.code,"
+                           " width: v.videoWidth})")
+    assert state["error"] is None and state["ready"] >= 2 and state["width"] == 64, state
+    assert abs(state["duration"] - VIDEO_FRAMES / VIDEO_FPS) < 0.2, state
+    video.evaluate("v => { v.pause(); v.currentTime = 1.5; }")  # seeking needs Range requests to work
+    page.wait_for_function("() => { const v = document.querySelector('video#output'); return !v.seeking && "
+                           "Math.abs(v.currentTime - 1.5) < 0.1; }", timeout=10_000)
+    poster = page.evaluate(f"fetch('/artworks/{g.video_artwork}/thumbnail').then(r => r.headers.get('content-type'))")
+    assert poster == "image/png"
+
+
+def test_models_pages(page, live):
+    base, g = live
+    page.goto(base + "/")
+    page.click("nav >> text=Models")
+    page.click(f"a[href='/models/{g.model_id}'] >> nth=1")
+    page.wait_for_load_state("load")
+    assert page.locator("svg.plot").count() == 2  # training and validation losses
+    assert page.locator("svg[aria-label='validation loss'] polyline.loss-total").count() == 1
+    widths = page.locator("main img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+    assert len(widths) == 3 and all(w > 0 for w in widths), widths  # style, preview, one sample
+    page.click(f"li.tile a[href='/artworks/{g.model_artwork}'] >> nth=0")
+    assert page.url.endswith(f"/artworks/{g.model_artwork}")
 
 
 def test_error_pages(page, live):

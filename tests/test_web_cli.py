@@ -36,7 +36,8 @@ def test_atelier_web_serves_the_settings_catalog_on_loopback(catalog_url, tmp_pa
         deadline, page = time.monotonic() + 60, None
         while time.monotonic() < deadline and server.poll() is None:
             try:
-                page = httpx.get(f"http://127.0.0.1:{port}/artworks/{g.artworks[0]}")
+                # the first artwork page loads the engine's parameter types (torch): slow on a busy machine
+                page = httpx.get(f"http://127.0.0.1:{port}/artworks/{g.artworks[0]}", timeout=120)
                 break
             except httpx.ConnectError:
                 time.sleep(0.2)

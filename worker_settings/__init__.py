@@ -33,6 +33,9 @@ class WorkerSettings(BaseSettings):
     # A permanent web address at which the store's objects are served (a public bucket, a CDN,
     # or a web server over the local store's folder); dashboard artifacts link pictures there.
     store_public_url: str | None = None
+    # Where the gallery web app is served for the people who read the Prefect artifacts (e.g.
+    # https://gallery.example.org); a gallery run's artifacts then link to its artwork pages.
+    web_url: str | None = None
     cache_dir: str = "./.atelier/cache"
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     gpu_slots: int = Field(default=1, ge=1)
@@ -56,7 +59,7 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"ATELIER_HOST {value!r}: use letters, digits, '.', '_' and '-' only")
         return value
 
-    @field_validator("s3_endpoint_url", "store_public_url", mode="before")
+    @field_validator("s3_endpoint_url", "store_public_url", "web_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

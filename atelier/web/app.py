@@ -8,6 +8,7 @@ filter values 400 with the reason, write actions without the token 403.
 from __future__ import annotations
 
 import secrets
+import shlex
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,18 +24,27 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from atelier.reproduce import unsupported_reason
 from atelier.web import actions
 from atelier.web.config import WebConfig
-from atelier.web.media import OutsideStore, object_response
+from atelier.web.media import OutsideStore, is_video, media_type, object_response
 from atelier.web.plots import loss_curve_svg
-from atelier.web.provenance import reproduce_command
+from atelier.web.provenance import reproduce_command, reproduce_video_command
 from atelier.web.requests import BadRequest, grid_query, page_number, query_for
 from db import queries
 from db.errors import InvalidRequest, NotFound
 from db.models import ArtifactKind, ImageRole, JobStatus
 from db.queries import Filters
+from db.trained_models import ModelInfo, list_models
 
 STATIC = Path(__file__).parent / "static"
+# The methods the grid's filter offers (the engine's registry, style_engine.params.METHOD_PARAMS,
+# would load torch for the gallery's front page); any other name can still go in the URL.
+GRID_METHODS = ("gatys", "itn", "itn-train", "video_gatys", "noop")
+# How many of the newest `itn` artworks a model page looks through for its samples.
+SAMPLE_SCAN = 500
+# Model metrics that have their own place on the model page (plots, the style) or are too long for it.
+MODEL_METRICS_SHOWN_ELSEWHERE = ("validation_history", "styles", "versions")
 ROLES = {"contents": ImageRole.CONTENT, "styles": ImageRole.STYLE}
 
 
@@ -53,6 +63,7 @@ def make_templates() -> Environment:
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
     env.filters["seconds"] = lambda value: f"{value:.1f} s" if isinstance(value, int | float) else ""
     env.filters["num"] = readable
+    env.filters["shell"] = shlex.quote
     return env
 
 
@@ -127,31 +138,44 @@ def create_app(config: WebConfig) -> FastAPI:
         except NotFound as exc:  # a content or style reference that names no image is a bad filter value
             raise BadRequest(str(exc)) from None
         return page(request, "grid.html", artworks=rows[: config.page_size], more=len(rows) > config.page_size,
-                    q=query, methods=("gatys", "noop"), statuses=list(JobStatus))
+                    q=query, methods=GRID_METHODS, statuses=list(JobStatus))
 
     @app.get("/artworks/{artwork_id}", response_class=HTMLResponse)
     def artwork(request: Request, artwork_id: int, s: Reader) -> HTMLResponse:
         art = queries.show_artwork(s, artwork_id)
         run = queries.show_run(s, art["run_id"])
+        output = next(a for a in run["artifacts"] if a["id"] == artwork_id)
         inputs = queries.images_by_id(s, [art["content"]["id"], *(st["id"] for st in art["styles"])])
         content = inputs[art["content"]["id"]]
         styles = [inputs[st["id"]] for st in art["styles"]]
-        command, unsupported = reproduce_command(
-            art["method"], run["params"], content["source_name"] or f"content-{content['id']}.png",
-            [st["source_name"] or f"style-{st['id']}.png" for st in styles], [st["weight"] for st in art["styles"]],
-            run["versions"].get("weights_source"), f"artwork-{artwork_id}.png",
-        )
+        content_file = content["source_name"] or f"content-{content['id']}.{content['format'].lower()}"
+        style_files = [st["source_name"] or f"style-{st['id']}.png" for st in styles]
+        video = is_video(output["content_type"])
+        if video:
+            command, unsupported = reproduce_video_command(art["method"], run["params"], content_file, style_files,
+                                                           f"artwork-{artwork_id}.mp4"), {}
+        else:
+            command, unsupported = reproduce_command(
+                art["method"], run["params"], content_file, style_files, [st["weight"] for st in art["styles"]],
+                run["versions"].get("weights_source"), f"artwork-{artwork_id}.png",
+            )
         return page(request, "artwork.html", art=art, run=run, content=content, styles=styles, command=command,
-                    unsupported=unsupported, metrics=run["metrics"],
+                    unsupported=unsupported, metrics=run["metrics"], output=output, video=video,
+                    reproduce_refused=unsupported_reason(art["method"]),
                     plot=loss_curve_svg(queries.run_loss_curve(s, run["id"])),
                     flow_url=flow_run_url(config, run["flow_run_id"]))
 
     @app.get("/artworks/{artwork_id}/image")
     def artwork_image(artwork_id: int, s: Reader, download: bool = False) -> Response:
-        art = queries.show_artwork(s, artwork_id)
-        from atelier.export import export_name
+        """The output as recorded: a PNG, or an MP4 for a video artwork (streamed with Range
+        support, so that a browser's player can seek)."""
+        output = queries.run_file(s, artwork_id, ArtifactKind.OUTPUT)
+        name = None
+        if download:
+            from atelier.export import export_name
 
-        return object_response(store, art["uri"], art["sha256"], "image/png", export_name(art) if download else None)
+            name = export_name(queries.show_artwork(s, artwork_id), Path(output["uri"]).suffix or ".png")
+        return object_response(store, output["uri"], output["sha256"], output["content_type"] or "image/png", name)
 
     @app.get("/artworks/{artwork_id}/thumbnail")
     def artwork_thumbnail(artwork_id: int, s: Reader) -> Response:
@@ -161,9 +185,8 @@ def create_app(config: WebConfig) -> FastAPI:
     @app.get("/images/{image_id}/file")
     def image_file(image_id: int, s: Reader, download: bool = False) -> Response:
         image = _image(s, image_id)
-        content_type = f"image/{image['format'].lower()}"
         name = f"{image['role']}-{image['id']}.{image['format'].lower()}" if download else None
-        return object_response(store, image["uri"], image["sha256"], content_type, name)
+        return object_response(store, image["uri"], image["sha256"], media_type(image), name)
 
     @app.get("/images/{image_id}", response_class=HTMLResponse)
     def image_page(request: Request, image_id: int, s: Reader) -> HTMLResponse:
@@ -183,6 +206,24 @@ def create_app(config: WebConfig) -> FastAPI:
         raw = {"tag": list(tags)} if tags else {}
         return page(request, "images.html", images=rows[: config.page_size], more=len(rows) > config.page_size,
                     role=role, pageno=pageno, raw=raw)
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models(request: Request, s: Reader) -> HTMLResponse:
+        rows = list_models(s)
+        styles = queries.images_by_id(s, [m.style_id for m in rows])
+        return page(request, "models.html", models=[model_view(s, m, styles.get(m.style_id)) for m in rows])
+
+    @app.get("/models/{model_id}", response_class=HTMLResponse)
+    def model_page(request: Request, model_id: int, s: Reader) -> HTMLResponse:
+        queries.check_ids([model_id], "model")
+        found = next((m for m in list_models(s) if m.id == model_id), None)
+        if found is None:
+            raise NotFound(f"no model with id {model_id}")
+        view = model_view(s, found, queries.images_by_id(s, [found.style_id]).get(found.style_id))
+        training = queries.run_loss_curve(s, found.run_id) if found.run_id else None
+        return page(request, "model.html", m=view, training_plot=loss_curve_svg(training, label="training loss", x_label="step"),
+                    validation_plot=loss_curve_svg(validation_curve(found.metrics), label="validation loss", x_label="step"),
+                    samples=model_samples(s, found))
 
     @app.get("/jobs", response_class=HTMLResponse)
     def jobs(request: Request, s: Reader) -> HTMLResponse:
@@ -221,6 +262,35 @@ def flow_run_url(config: WebConfig, flow_run_id: str | None) -> str | None:
     if not (config.prefect_ui_url and flow_run_id):
         return None
     return f"{config.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+def model_view(session: Session, model: ModelInfo, style: dict[str, Any] | None) -> dict[str, Any]:
+    """A model as its pages show it: the row, its style image, and the artwork its training
+    job rendered (the preview photo through the new network), if that run still exists."""
+    preview = None
+    if model.run_id is not None:
+        run = queries.show_run(session, model.run_id)
+        preview = next((a["id"] for a in run["artifacts"] if a["kind"] == ArtifactKind.OUTPUT), None)
+    shown = {k: v for k, v in model.metrics.items() if k not in MODEL_METRICS_SHOWN_ELSEWHERE}
+    return {"info": model, "style": style, "preview": preview, "metrics": shown}
+
+
+def validation_curve(metrics: dict[str, Any]) -> dict[str, list[Any]] | None:
+    """The validation losses a training recorded every `validate_every` steps, as a loss curve."""
+    history = metrics.get("validation_history") or []
+    if not history:
+        return None
+    return {"evaluation": [h.get("step") for h in history],
+            **{name: [h.get(name) for h in history] for name in ("total", "content", "style")}}
+
+
+def model_samples(session: Session, model: ModelInfo, limit: int = 24) -> list[dict[str, Any]]:
+    """Artworks made with `model`: `itn` jobs name it by name or id (`--param model=...`)."""
+    from tasks.itn import STYLIZE_METHOD
+
+    names = {model.name, str(model.id)}
+    recent = queries.list_artworks(session, Filters(method=STYLIZE_METHOD, limit=SAMPLE_SCAN))
+    return [a for a in recent if str(a["params"].get("model")) in names][:limit]
 
 
 def _image(session: Session, image_id: int) -> dict[str, Any]:

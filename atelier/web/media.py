@@ -8,7 +8,10 @@ whose URI points elsewhere (another store, a symlink out, a crafted key) is refu
 
 from __future__ import annotations
 
+import mimetypes
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
@@ -19,6 +22,19 @@ from storage.local import LocalStore
 PRESIGN_SECONDS = 3600
 # Objects are content-addressed: the bytes behind a URL never change.
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def media_type(image: Mapping[str, Any]) -> str:
+    """The Content-Type of a registered image or clip, from the format the catalog recorded
+    (a clip's is its file suffix: MP4, MOV, WEBM...)."""
+    if image["role"] == "video":
+        return mimetypes.guess_type(f"clip.{image['format'].lower()}")[0] or "application/octet-stream"
+    return f"image/{image['format'].lower()}"
+
+
+def is_video(content_type: str | None) -> bool:
+    """Whether a stored object plays in a <video> element rather than showing in an <img>."""
+    return bool(content_type and content_type.startswith("video/"))
 
 
 class OutsideStore(LookupError):

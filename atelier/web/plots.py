@@ -20,8 +20,13 @@ def _finite_positive(values: Sequence[Any]) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v) and v > 0]
 
 
-def loss_curve_svg(curve: Mapping[str, Sequence[Any]] | None) -> Markup | None:
-    """An SVG plot of a run's `loss_curve` (evaluation -> total, content, style), or None without one."""
+def loss_curve_svg(curve: Mapping[str, Sequence[Any]] | None, label: str = "loss per evaluation",
+                   x_label: str = "evaluation") -> Markup | None:
+    """An SVG plot of a run's `loss_curve` (evaluation -> total, content, style), or None without one.
+
+    `label` and `x_label` are the plot's accessible name and its x axis (a model's curves count
+    training steps); they are constants of the caller, never catalog text.
+    """
     if not curve or len(curve.get("evaluation", ())) < 2:
         return None
     steps = [float(s) for s in curve["evaluation"]]
@@ -39,7 +44,7 @@ def loss_curve_svg(curve: Mapping[str, Sequence[Any]] | None) -> Markup | None:
     def y(value: float) -> float:
         return HEIGHT - MARGIN + (low - math.log10(value)) / (high - low) * (HEIGHT - 2 * MARGIN)
 
-    parts = [f'<svg class="plot" role="img" aria-label="loss per evaluation" viewBox="0 0 {WIDTH} {HEIGHT}" '
+    parts = [f'<svg class="plot" role="img" aria-label="{label}" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">',
              f'<rect x="{MARGIN}" y="{MARGIN}" width="{WIDTH - 2 * MARGIN}" height="{HEIGHT - 2 * MARGIN}" '
              'fill="none" stroke="#bbb"/>']
@@ -50,7 +55,7 @@ def loss_curve_svg(curve: Mapping[str, Sequence[Any]] | None) -> Markup | None:
     for step in (first, last):
         parts.append(f'<text x="{x(step):.1f}" y="{HEIGHT - MARGIN + 16}" text-anchor="middle" '
                      f'font-size="11">{int(step)}</text>')
-    parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle" font-size="12">evaluation</text>')
+    parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle" font-size="12">{x_label}</text>')
     for index, (name, values) in enumerate(series.items()):
         points = " ".join(f"{x(s):.1f},{y(float(v)):.1f}" for s, v in zip(steps, values, strict=False)
                           if isinstance(v, int | float) and math.isfinite(v) and v > 0)
