@@ -93,12 +93,13 @@ def load_network(path: Path) -> TransformerNet:
 
 
 def train_network(style: Image.Image, data: Path, steps: int, device: str) -> tuple[TransformerNet, dict[str, Any], float]:
-    """A light network for ``style``, trained here on ``data``/train (or scikit-image's photos)."""
+    """A light network for ``style`` with the training defaults (256 px crops, batch 4), trained here on
+    ``data``/train (or scikit-image's photos). Thousands of steps make it legible (README, fast style
+    networks): a GPU's work; on a CPU pass ``--model``."""
     from style_engine.itn_params import ITNTrainParams
     from style_engine.itn_train import CropSampler, model_state, perceptual_network, prepare_photo, style_targets, train
 
-    params = ITNTrainParams(arch="light", steps=steps, batch_size=4, crop=128, style_size=256, learning_rate=5e-3,
-                            checkpoint_every=steps, validate_every=steps)
+    params = ITNTrainParams(arch="light", steps=steps, checkpoint_every=steps, validate_every=steps)
     paths = sorted((data / "train").glob("*.png"))
     if paths:
         pictures = [load_image(p) for p in paths]
@@ -144,7 +145,7 @@ def main() -> None:
     parser.add_argument("--temporal-weights", type=float, nargs="*", default=[], help="Ruder rows [default: the engine's]")
     parser.add_argument("--skip-gatys", action="store_true", help="only the ITN rows")
     parser.add_argument("--model", type=Path, help="a stored ITN model file (else one is trained here)")
-    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--train-steps", type=int, default=3000)
     parser.add_argument("--save-model", type=Path, help="where to keep the network trained here")
     parser.add_argument("--blends", type=float, nargs="+", default=[0.5], help="ITN stabilization rows")
     parser.add_argument("--style-every", type=int, default=5, help="style distance on every n-th frame")
@@ -208,7 +209,7 @@ def main() -> None:
         if args.save_frames is not None:
             args.save_frames.mkdir(parents=True, exist_ok=True)
             strip = np.concatenate(outputs[:: max(1, len(outputs) // 6)][:6], axis=1)
-            slug = "".join(c if c.isalnum() or c == "." else "-" for c in label.lower()).strip("-")
+            slug = "".join(c if c.isalnum() or c in ".+" else "-" for c in label.lower()).strip("-").replace("+", "p")
             Image.fromarray(strip).save(args.save_frames / f"{slug}.png")
     print("ratio: warping error against the per-frame row of the same family (Gatys, ITN); "
           "depart: mean |output - per-frame ITN| on 0-255")
