@@ -331,7 +331,8 @@ def measure_clip(
 
 
 def summarize(reports: Sequence[FrameReport]) -> dict[str, float]:
-    """The clip's metrics: mean warping error, mean style distance, s/frame, flow's share, cuts."""
+    """The clip's metrics: mean warping error, s/frame, flow's share, cuts, and the mean style
+    distance where the stylizer reports one (Gatys does; a network has no loss to report)."""
     errors = [r.warping_error for r in reports if r.warping_error is not None]
     styles = [r.losses["style_dist"] for r in reports if "style_dist" in r.losses]
     computed = [r for r in reports if not r.resumed]
@@ -339,7 +340,7 @@ def summarize(reports: Sequence[FrameReport]) -> dict[str, float]:
     return {
         "frames": float(len(reports)),
         "warping_error": float(np.mean(errors)) if errors else 0.0,
-        "style_dist": float(np.mean(styles)) if styles else 0.0,
+        **({"style_dist": float(np.mean(styles))} if styles else {}),
         "seconds_per_frame": compute / len(computed) if computed else 0.0,
         "flow_share": sum(r.flow_seconds for r in computed) / compute if compute > 0 else 0.0,
         "iterations_per_frame": float(np.mean([r.iterations for r in computed])) if computed else 0.0,

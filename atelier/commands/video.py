@@ -110,7 +110,7 @@ def stylize_video(
         f"{output} {clip.width}x{clip.height} {clip.frames} frames at {clip.fps:g} fps in "
         f"{time.perf_counter() - started:.1f}s ({m['seconds_per_frame']:.2f} s/frame, flow {100 * m['flow_share']:.1f}%) "
         f"warping_error={m['warping_error']:.3g}"
-        + (f" style_dist={m['style_dist']:.4g}" if method == "gatys" else "")
+        + (f" style_dist={m['style_dist']:.4g}" if "style_dist" in m else "")
         + f" scene_cuts={int(m['scene_cuts'])}"
     )
 
