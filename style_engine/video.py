@@ -4,7 +4,8 @@ The loop (:func:`stylize_frames`) is independent of how one frame is stylized: i
 :data:`FrameStylizer` the frame and the earlier outputs of the same shot, warped onto it with
 their trust masks (:class:`Guide`, closest first). :class:`RuderGatys` optimizes each frame from
 the warped previous result with a masked temporal loss; a feed-forward network would instead
-blend its output with ``guides[0]`` where the mask trusts the flow, through the same seam.
+blends its output with ``guides[0]`` where the mask trusts the flow, through the same seam
+(:class:`style_engine.video_itn.StabilizedITN`).
 
 Frames and outputs are uint8 RGB arrays (H, W, 3). Outputs pass through uint8 before they feed
 the next frame, exactly as a checkpointed frame does, so that a run resumed from stored frames
@@ -17,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from style_engine.errors import InvalidInputError
 from style_engine.flow import check_flow_method, consistency_mask, flow_pair, warp
 from style_engine.gatys import ExtraTerm, StepCallback, StyleTargetCache, stylize
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
-from style_engine.video_params import VideoGatysParams
+from style_engine.video_params import VideoGatysParams, VideoParams
 
 PHOTOMETRIC_TOLERANCE = 0.1  # on [0, 1]: a warped pixel this close to the frame "matches" (cut detection)
 
@@ -55,6 +57,14 @@ class FrameOutput:
 
 
 FrameStylizer = Callable[[np.ndarray, Sequence[Guide]], FrameOutput]
+
+
+class ClipStylizer(Protocol):
+    """A frame stylizer that can also say how it ties frames together (for the Run's metrics)."""
+
+    def __call__(self, frame: np.ndarray, guides: Sequence[Guide]) -> FrameOutput: ...
+
+    def settings(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -222,6 +232,10 @@ class RuderGatys:
         self.style_keys = style_keys
         self.on_step = on_step
 
+    def settings(self) -> dict[str, Any]:
+        """The temporal loss's weight as applied (0 for the per-frame baseline)."""
+        return {"temporal_weight": self.params.resolved_temporal_weight(self.weights) if self.params.temporal else 0.0}
+
     def __call__(self, frame: np.ndarray, guides: Sequence[Guide]) -> FrameOutput:
         params = self.params.frame_params(first=not guides)
         content = Image.fromarray(frame)
@@ -317,7 +331,8 @@ def measure_clip(
 
 
 def summarize(reports: Sequence[FrameReport]) -> dict[str, float]:
-    """The clip's metrics: mean warping error, mean style distance, s/frame, flow's share, cuts."""
+    """The clip's metrics: mean warping error, s/frame, flow's share, cuts, and the mean style
+    distance where the stylizer reports one (Gatys does; a network has no loss to report)."""
     errors = [r.warping_error for r in reports if r.warping_error is not None]
     styles = [r.losses["style_dist"] for r in reports if "style_dist" in r.losses]
     computed = [r for r in reports if not r.resumed]
@@ -325,12 +340,36 @@ def summarize(reports: Sequence[FrameReport]) -> dict[str, float]:
     return {
         "frames": float(len(reports)),
         "warping_error": float(np.mean(errors)) if errors else 0.0,
-        "style_dist": float(np.mean(styles)) if styles else 0.0,
+        **({"style_dist": float(np.mean(styles))} if styles else {}),
         "seconds_per_frame": compute / len(computed) if computed else 0.0,
         "flow_share": sum(r.flow_seconds for r in computed) / compute if compute > 0 else 0.0,
         "iterations_per_frame": float(np.mean([r.iterations for r in computed])) if computed else 0.0,
         "scene_cuts": float(sum(r.scene_cut for r in reports)),
     }
+
+
+def stylize_clip(
+    frames: Iterable[np.ndarray],
+    stylize_frame: FrameStylizer,
+    params: VideoParams,
+    *,
+    finished: Sequence[np.ndarray] = (),
+    total: int | None = None,
+    on_frame: FrameCallback | None = None,
+) -> Iterator[tuple[np.ndarray, FrameReport]]:
+    """:func:`stylize_frames` with the frame-loop settings of a video method's ``params``."""
+    return stylize_frames(
+        frames,
+        stylize_frame,
+        long_term=params.long_term,
+        temporal=params.temporal,
+        flow_method=params.flow,
+        scene_cut=params.scene_cut,
+        size=params.size,
+        finished=finished,
+        total=total,
+        on_frame=on_frame,
+    )
 
 
 def ruder_gatys(
@@ -347,15 +386,5 @@ def ruder_gatys(
 
     ``engine`` passes through to :class:`RuderGatys` (device, weights, cache, style keys, on_step).
     """
-    return stylize_frames(
-        frames,
-        RuderGatys(styles, params, **engine),  # type: ignore[arg-type]
-        long_term=params.long_term,
-        temporal=params.temporal,
-        flow_method=params.flow,
-        scene_cut=params.scene_cut,
-        size=params.size,
-        finished=finished,
-        total=total,
-        on_frame=on_frame,
-    )
+    stylizer = RuderGatys(styles, params, **engine)  # type: ignore[arg-type]
+    return stylize_clip(frames, stylizer, params, finished=finished, total=total, on_frame=on_frame)

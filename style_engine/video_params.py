@@ -1,18 +1,20 @@
-"""Parameters of Ruder et al.'s (2016) video Gatys: every Gatys parameter, plus the temporal ones.
+"""Parameters of the video methods: Ruder et al.'s (2016) video Gatys, and fast video with a trained network.
 
 Flat (not nested) so that ``--param temporal_weight=...`` works like any Gatys key, and
-canonical like every method's parameters: they form the job's idempotency key.
+canonical like every method's parameters: they form the job's idempotency key. Both classes
+expose what the frame loop needs alike (size, range, flow, scene cuts, ``temporal``,
+``long_term``, ``passes``), so one renderer serves both.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Union
 
 from style_engine.errors import InvalidInputError
 from style_engine.flow import FLOW_METHODS
-from style_engine.params import METHOD_PARAMS, GatysParams, _choice, _int, _number
+from style_engine.params import MAX_SIZE, METHOD_PARAMS, GatysParams, MethodParams, _choice, _int, _number
 
 # Temporal weight per VGG weight source, in the engine's own loss scale: the temporal term is the
 # mean over pixels and channels of mask * (x - warped previous)^2 on [0, 1] pixels, against the
@@ -20,6 +22,11 @@ from style_engine.params import METHOD_PARAMS, GatysParams, _choice, _int, _numb
 # clip at 320 px with Starry Night (README, "Video"): see the sweep there.
 DEFAULT_TEMPORAL_WEIGHTS = {"caffe": 1e7, "torchvision": 1e7}
 MAX_OFFSET = 16
+# Share of the warped previous output kept where the consistency mask fully trusts the flow
+# (fast video). Measured on the squirrel clip at 320 px with two Starry Night networks (README,
+# "Video"): the warping error falls about as (1 - blend)^2 and the style distance rises with the
+# blend (averaged strokes are softer); 0.5 is the smallest blend that halves the warping error.
+DEFAULT_BLEND = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,6 @@ class VideoGatysParams(GatysParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.size % 2:
-            raise InvalidInputError(f"parameter size: {self.size} must be even (H.264 for browsers needs even frame sizes)")
         _int("frame_iterations", self.frame_iterations, 1, 100_000)
         _number("tolerance", self.tolerance, optional=True)
         _choice("temporal", self.temporal, (True, False))
@@ -75,15 +80,8 @@ class VideoGatysParams(GatysParams):
                 f"parameter long_term: {offsets!r}: expected increasing frame offsets from 1 to {MAX_OFFSET}, "
                 "starting at 1 (e.g. [1, 2, 4])"
             )
-        _choice("flow", self.flow, FLOW_METHODS)
-        _number("scene_cut", self.scene_cut)
-        if self.scene_cut >= 1:
-            raise InvalidInputError(f"parameter scene_cut: {self.scene_cut} must be below 1 (0 disables cut detection)")
-        object.__setattr__(self, "scene_cut", float(self.scene_cut))
         _int("passes", self.passes, 1, 20)
-        _int("start", self.start, 0)
-        if self.frames is not None:
-            _int("frames", self.frames, 1)
+        _check_frame_loop(self)
 
     def resolved_temporal_weight(self, weights_source: str) -> float:
         if self.temporal_weight is not None:
@@ -99,4 +97,60 @@ class VideoGatysParams(GatysParams):
         return GatysParams(**(shared | later))
 
 
-METHOD_PARAMS[VideoGatysParams.method] = VideoGatysParams
+def _check_frame_loop(params: VideoGatysParams | VideoITNParams) -> None:
+    """What every video method shares: the long side, the flow, the cut threshold, the frame range."""
+    if params.size % 2:
+        raise InvalidInputError(f"parameter size: {params.size} must be even (H.264 for browsers needs even frame sizes)")
+    _choice("flow", params.flow, FLOW_METHODS)
+    _number("scene_cut", params.scene_cut)
+    if params.scene_cut >= 1:
+        raise InvalidInputError(f"parameter scene_cut: {params.scene_cut} must be below 1 (0 disables cut detection)")
+    object.__setattr__(params, "scene_cut", float(params.scene_cut))
+    _int("start", params.start, 0)
+    if params.frames is not None:
+        _int("frames", params.frames, 1)
+
+
+@dataclass(frozen=True)
+class VideoITNParams(MethodParams):
+    """Fast video: a trained network (``model``, name or id) on every frame, optionally stabilized.
+
+    With ``stabilize`` each output is blended with the previous output warped along the optical
+    flow: ``out = a * warped + (1 - a) * network(frame)`` with ``a = blend * mask``, where mask
+    is Ruder's consistency mask (0 at disocclusions and motion boundaries, so new content is
+    painted fresh). Without it, each frame is the network's alone (the flickering baseline).
+    A scene cut restarts the chain. ``start`` and ``frames`` pick the frame range.
+    """
+
+    method: ClassVar[str] = "video_itn"
+    long_term: ClassVar[tuple[int, ...]] = (1,)  # a blend needs only the previous output
+    passes: ClassVar[int] = 1
+
+    model: str = ""
+    size: int = 512
+    stabilize: bool = True
+    blend: float = DEFAULT_BLEND
+    flow: str = "dis"
+    scene_cut: float = 0.5
+    start: int = 0
+    frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InvalidInputError("parameter model: a trained model's name or id is required (see `atelier models ls`)")
+        _int("size", self.size, 16, MAX_SIZE)
+        _choice("stabilize", self.stabilize, (True, False))
+        _number("blend", self.blend)
+        if self.blend >= 1:
+            raise InvalidInputError(f"parameter blend: {self.blend} must be below 1 (1 would freeze the first frame)")
+        object.__setattr__(self, "blend", float(self.blend))
+        _check_frame_loop(self)
+
+    @property
+    def temporal(self) -> bool:
+        """Whether outputs are chained along the flow (the frame loop's name for it)."""
+        return self.stabilize
+
+
+VideoParams = Union[VideoGatysParams, VideoITNParams]
+METHOD_PARAMS.update({VideoGatysParams.method: VideoGatysParams, VideoITNParams.method: VideoITNParams})

@@ -170,7 +170,7 @@ def train_model(
     if not params.name:
         raise InvalidInputError("itn-train job: parameter name (the model's name) is required")
     run_id = current_run_id(workshop.catalog, spec.id, workshop.worker)
-    photos = [prepare_photo(image, params.crop) for image in load_training_photos(workshop, params.data)]
+    photos = [prepare_photo(image, params.crop) for image in load_training_photos(workshop, params.data, params.seed)]
     training, validation = split_validation(photos)
     device = torch.device(workshop.device)
     vgg = perceptual_network(params, workshop.config.weights, device)

@@ -1,9 +1,13 @@
-"""Where a training job's photos come from: a folder on the worker, or a catalog tag.
+"""Where a training job's photos come from: a folder on the worker, a catalog tag, or catalog videos.
 
 ``data`` is ``tag:NAME`` (the catalog's content images with that tag, fetched through the
-sha256-checked input cache) or a folder path. Frames of catalog videos are the third source the
-design names; they arrive with the video work as another ``video:`` branch of
-:func:`load_training_photos`, returning PIL frames like the other two.
+sha256-checked input cache), ``video:REF`` (frames of one catalog video: id, sha256, title or
+file name), ``video:tag:NAME`` (frames of every catalog video with that tag), or a folder path.
+
+A video gives :data:`FRAMES_PER_VIDEO` frames, drawn without replacement by the training seed
+and the clip's sha256: the same seed picks the same frames (so the dataset hash, and the whole
+training, repeat), another seed other frames. Neighbouring frames are near duplicates, so a
+sample spread over the clip is worth more than its first seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from style_engine.errors import InvalidInputError
 
@@ -21,21 +27,25 @@ if TYPE_CHECKING:
     from tasks.workshop import Workshop
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+FRAMES_PER_VIDEO = 32
 VALIDATION_SHARE = 10  # one photo in ten (at least one) is held out for the validation losses
 logger = logging.getLogger(__name__)
 
 
-def load_training_photos(workshop: Workshop, data: str) -> list[Image.Image]:
-    """The usable photos of ``data``, in a stable order; none usable is an InvalidInputError naming ``data``."""
+def load_training_photos(workshop: Workshop, data: str, seed: int = 0) -> list[Image.Image]:
+    """The usable photos of ``data``, in a stable order; none usable is an InvalidInputError naming ``data``.
+
+    ``seed`` picks the frames of video sources (and nothing else).
+    """
     from style_engine.itn_train import usable
 
     if not data:
-        raise InvalidInputError("itn-train job: parameter data (a photo folder or tag:NAME) is required")
+        raise InvalidInputError("itn-train job: parameter data (a photo folder, tag:NAME or video:REF) is required")
     kind, _, name = data.partition(":")
     if kind == "tag" and name:
         photos = _tagged_photos(workshop, name)
-    elif kind == "video":
-        raise InvalidInputError(f"training data {data!r}: frames of catalog videos are not supported yet")
+    elif kind == "video" and name:
+        photos = _video_frames(workshop, name, seed)
     else:
         photos = _folder_photos(Path(data), workshop.config.max_image_pixels)
     kept = [photo for photo in photos if usable(photo)]
@@ -69,6 +79,47 @@ def _tagged_photos(workshop: Workshop, tag: str) -> list[Image.Image]:
         load_image(workshop.inputs.fetch(uri, sha), name=f"image {image_id}", max_pixels=workshop.config.max_image_pixels)
         for image_id, uri, sha in sorted(refs, key=lambda ref: ref[2])
     ]
+
+
+def _video_frames(workshop: Workshop, selector: str, seed: int) -> list[Image.Image]:
+    """Frames of the catalog videos ``selector`` names (``tag:NAME`` or one video), sampled by ``seed``."""
+    from PIL import Image
+
+    from db.errors import NotFound
+    from db.images import find_image, images_with_tag
+    from db.models import ImageRole
+    from tasks.video_io import probe_video, read_frames
+
+    with workshop.catalog.reader() as session:
+        if selector.startswith("tag:"):
+            videos = images_with_tag(session, selector[4:], role=ImageRole.VIDEO)
+            if not videos:
+                raise InvalidInputError(f"training data 'video:{selector}': no catalog video has tag {selector[4:]!r}")
+        else:
+            try:
+                videos = [find_image(session, selector, role=ImageRole.VIDEO)]
+            except NotFound as exc:
+                raise InvalidInputError(f"training data 'video:{selector}': {exc}") from None
+        refs = sorted((video.sha256, video.id, video.uri) for video in videos)
+    frames = []
+    for sha256, video_id, uri in refs:
+        label = f"video {video_id} ({uri})"
+        path = workshop.inputs.fetch_path(uri, sha256)
+        info = probe_video(path, name=label)
+        picked = set(sample_frame_indices(info.frames, sha256, seed).tolist())
+        decoded = read_frames(path, info, count=max(picked) + 1, name=label)
+        frames += [Image.fromarray(frame) for index, frame in enumerate(decoded) if index in picked]
+    return frames
+
+
+def sample_frame_indices(count: int, sha256: str, seed: int) -> np.ndarray:
+    """:data:`FRAMES_PER_VIDEO` distinct frame indices of a ``count``-frame clip (all when shorter), sorted.
+
+    Drawn from a generator keyed by (seed, the clip's sha256): reproducible, and different clips of
+    one training get independent draws.
+    """
+    rng = np.random.default_rng([seed, int(sha256[:16], 16)])
+    return np.sort(rng.choice(count, size=min(count, FRAMES_PER_VIDEO), replace=False))
 
 
 def split_validation(photos: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

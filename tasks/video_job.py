@@ -12,8 +12,9 @@ import io
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -27,6 +28,9 @@ from tasks.progress import note_share_done
 from tasks.stopping import raise_if_stopped
 from tasks.workshop import Workshop
 
+if TYPE_CHECKING:
+    from style_engine.video import ClipStylizer
+
 LOSSES_KEY = "atelier:losses"
 
 
@@ -35,30 +39,26 @@ def run_video(
     logger: logging.Logger | logging.LoggerAdapter,
 ) -> tuple[list[ArtifactRecord], dict[str, Any]]:
     """Render job ``spec``'s clip; return its artifacts (MP4, poster, preview) and metrics."""
-    from style_engine.images import load_image
     from tasks.video_render import render_clip, video_params
 
     params = video_params(spec.method, spec.params)
     label = f"video {spec.content.id} ({spec.content.uri})"
-    with phase(timings, "load"):
-        source = workshop.inputs.fetch_path(spec.content.uri, spec.content.sha256)
-        styles = [
-            load_image(workshop.inputs.fetch(ref.uri, ref.sha256), name=f"style image {ref.id} ({ref.uri})",
-                       max_pixels=workshop.config.max_image_pixels)
-            for ref in spec.styles
-        ]
-        finished = load_finished(workshop, spec.id)
-    if finished:
-        logger.info("job %d: resuming after %d checkpointed frames", spec.id, len(finished))
     keep_lease = lease_keeper(workshop, spec.id)
-
-    def checkpoint(image: np.ndarray, report: Any) -> None:
-        save_checkpoint(workshop, spec, run_id, image, report.index, report.losses)
-        keep_lease()
 
     def on_step(*_: Any) -> None:
         raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: finished frames stay checkpointed
         keep_lease()
+
+    with phase(timings, "load"):
+        source = workshop.inputs.fetch_path(spec.content.uri, spec.content.sha256)
+        stylizer, identity = clip_stylizer(workshop, spec, params, on_step)
+        finished = load_finished(workshop, spec.id)
+    if finished:
+        logger.info("job %d: resuming after %d checkpointed frames", spec.id, len(finished))
+
+    def checkpoint(image: np.ndarray, report: Any) -> None:
+        save_checkpoint(workshop, spec, run_id, image, report.index, report.losses)
+        on_step()  # a network's frame has no optimizer steps: stop and keep the lease between frames
 
     def on_frame(report: Any) -> None:
         if report.total:
@@ -72,15 +72,34 @@ def run_video(
     with tempfile.TemporaryDirectory(prefix="atelier-video-") as folder:
         target = Path(folder) / "out.mp4"
         with phase(timings, "compute"):
-            clip = render_clip(
-                source, target, styles, params, label=label, finished=finished, checkpoint=checkpoint,
-                on_frame=on_frame, device=workshop.device, weights=workshop.config.weights,
-                cache=workshop.style_targets, style_keys=[ref.sha256 for ref in spec.styles],
-                style_weights=list(spec.style_weights), on_step=on_step,
-            )
+            clip = render_clip(source, target, stylizer, params, label=label, finished=finished,
+                               checkpoint=checkpoint, on_frame=on_frame)
         with phase(timings, "upload"):
             artifacts = upload_video(workshop, target, clip)
-    return artifacts, clip.metrics
+    return artifacts, {**clip.metrics, **identity}
+
+
+def clip_stylizer(
+    workshop: Workshop, spec: JobSpec, params: Any, on_step: Callable[..., None]
+) -> tuple[ClipStylizer, dict[str, Any]]:
+    """The job's frame stylizer and what identifies it beyond the parameters: Ruder's Gatys with
+    the job's styles, or the trained network its ``model`` names (the model carries the style)."""
+    from style_engine.images import load_image
+    from style_engine.video import RuderGatys
+    from style_engine.video_params import VideoITNParams
+    from tasks.video_render import itn_stylizer
+
+    if isinstance(params, VideoITNParams):
+        return itn_stylizer(workshop, params, [(f"style image {ref.id}", ref.sha256) for ref in spec.styles])
+    styles = [
+        load_image(workshop.inputs.fetch(ref.uri, ref.sha256), name=f"style image {ref.id} ({ref.uri})",
+                   max_pixels=workshop.config.max_image_pixels)
+        for ref in spec.styles
+    ]
+    stylizer = RuderGatys(styles, params, style_weights=list(spec.style_weights), device=workshop.device,
+                          weights=workshop.config.weights, cache=workshop.style_targets,
+                          style_keys=[ref.sha256 for ref in spec.styles], on_step=on_step)
+    return stylizer, {}
 
 
 def load_finished(workshop: Workshop, job_id: int) -> list[Any]:

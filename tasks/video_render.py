@@ -11,18 +11,22 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from style_engine.params import parse_params
-from style_engine.video import FrameCallback, FrameReport, RuderGatys, measure_clip, refine_passes, ruder_gatys, summarize
-from style_engine.video_params import VideoGatysParams
+from style_engine.errors import InvalidInputError
 from style_engine.flow import flow_settings
+from style_engine.params import parse_params
+from style_engine.video import ClipStylizer, FrameCallback, FrameReport, measure_clip, refine_passes, stylize_clip, summarize
+from style_engine.video_params import VideoGatysParams, VideoITNParams, VideoParams
 from tasks.video_io import VideoInfo, check_range, poster, preview_webp, probe_video, read_frames, write_mp4
 
-VIDEO_METHODS = frozenset({VideoGatysParams.method})
+if TYPE_CHECKING:
+    from tasks.workshop import Workshop
+
+VIDEO_METHODS = frozenset({VideoGatysParams.method, VideoITNParams.method})
 Checkpointer = Callable[[np.ndarray, FrameReport], None]
 
 
@@ -48,29 +52,51 @@ class ClipResult:
     poster: Image.Image
 
 
-def video_params(method: str, params: Any) -> VideoGatysParams:
+def video_params(method: str, params: Any) -> VideoParams:
     """Validated parameters of a video method (InvalidInputError otherwise)."""
     parsed = parse_params(method, params)
-    assert isinstance(parsed, VideoGatysParams)
+    assert isinstance(parsed, (VideoGatysParams, VideoITNParams))
     return parsed
+
+
+def itn_stylizer(
+    workshop: Workshop, params: VideoITNParams, styles: Sequence[tuple[str, str]] = ()
+) -> tuple[ClipStylizer, dict[str, Any]]:
+    """The fast-video stylizer of ``params.model``, run the fastest way on the workshop's device,
+    and the model's identity for the Run.
+
+    An unknown model is an InvalidInputError naming it. ``styles`` (label, sha256) are the styles
+    the request names: each must be one the model was trained on, so that a job or a command that
+    says "Starry Night" never quietly paints with another network.
+    """
+    from style_engine.video_itn import StabilizedITN
+    from tasks.itn import fast_inference, load_model
+
+    info, net = load_model(workshop, params.model)
+    trained_on = {style["sha256"] for style in info.metrics.get("styles", [])}
+    for label, sha256 in styles:
+        if sha256 not in trained_on:
+            raise InvalidInputError(f"{label}: model {info.name!r} was trained on another style (image {info.style_id}); "
+                                    "the model carries its style")
+    stylizer = StabilizedITN(fast_inference(workshop, info.sha256, net), stabilize=params.stabilize,
+                             blend=params.blend, device=workshop.device)
+    return stylizer, {"model_id": info.id, "model_name": info.name, "model_sha256": info.sha256}
 
 
 def render_clip(
     source: str | Path,
     target: str | Path,
-    styles: Sequence[Image.Image],
-    params: VideoGatysParams,
+    stylizer: ClipStylizer,
+    params: VideoParams,
     *,
     label: str | None = None,
     finished: Sequence[Finished] = (),
     checkpoint: Checkpointer | None = None,
     on_frame: FrameCallback | None = None,
-    **engine: Any,
 ) -> ClipResult:
-    """Stylize ``source`` into the MP4 ``target`` (with its audio), resuming after ``finished``.
+    """Stylize ``source`` with ``stylizer`` into the MP4 ``target`` (with its audio), resuming after ``finished``.
 
-    ``checkpoint`` gets each newly finished frame before the next one starts. ``engine`` passes
-    through to the engine (device, weights, cache, style_keys, style_weights, on_step).
+    ``checkpoint`` gets each newly finished frame before the next one starts.
     """
     name = label or str(source)
     info = probe_video(source, name=name)
@@ -87,8 +113,8 @@ def render_clip(
             yield frame
 
     def first_pass() -> Iterator[np.ndarray]:
-        outputs = ruder_gatys(remembered(frames) if multipass else frames, styles, params,
-                              finished=[f.image for f in finished], total=count, **engine)
+        outputs = stylize_clip(remembered(frames) if multipass else frames, stylizer, params,
+                               finished=[f.image for f in finished], total=count)
         for image, report in outputs:
             if report.resumed:
                 report = dataclasses.replace(report, losses=stored_losses[report.index])
@@ -104,7 +130,7 @@ def render_clip(
         # Later passes need the whole clip; only pass 1 is checkpointed (the rest reruns alike).
         outputs = list(result)
         cuts = {r.index for r in reports if r.scene_cut}
-        result = refine_passes(kept, outputs, RuderGatys(styles, params, **engine), passes=params.passes,
+        result = refine_passes(kept, outputs, stylizer, passes=params.passes,
                                shot_starts=cuts, flow_method=params.flow, on_frame=on_frame)
         errors = measure_clip(kept, result, cuts, params.flow)
         reports = [dataclasses.replace(r, warping_error=e) for r, e in zip(reports, errors)]
@@ -127,7 +153,7 @@ def render_clip(
         "fps": info.fps,
         "flow_method": params.flow,
         "flow_settings": flow_settings(params.flow),
-        "temporal_weight": params.resolved_temporal_weight(str(engine.get("weights", "caffe"))) if params.temporal else 0.0,
+        **stylizer.settings(),
         "source": {"width": info.width, "height": info.height, "frames": info.frames, "codec": info.codec},
         "notes": list(info.notes),
     }

@@ -1,8 +1,10 @@
-"""`atelier stylize-video`: one clip in the style of one or more paintings, no catalog.
+"""`atelier stylize-video`: one clip in the style of one or more paintings, or of a trained network.
 
-Ruder et al.'s temporally consistent Gatys (``--method gatys``), or each frame alone
-(``--per-frame``, the flickering baseline). Writes an H.264 MP4 with the source's audio, and
-prints the clip's metrics. Prefect, boto3 and SQLAlchemy are never imported.
+Ruder et al.'s temporally consistent Gatys (``--method gatys``), or a trained fast style network
+(``--method itn --model NAME``) on every frame, steadied along the flow (``--no-stabilize``: not).
+``--per-frame`` gives Gatys's flickering baseline. Writes an H.264 MP4 with the source's audio, and
+prints the clip's metrics. Gatys needs no catalog (Prefect, boto3 and SQLAlchemy are never
+imported); itn reads its model from the catalog and store of the settings.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from atelier.console import err_console, fail, user_errors
 from atelier.settings import get_settings
 
-# CLI method names -> engine methods. `itn` joins once trained networks exist (issue 8).
-VIDEO_METHODS = {"gatys": "video_gatys"}
+# CLI method names -> engine methods.
+VIDEO_METHODS = {"gatys": "video_gatys", "itn": "video_itn"}
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +32,16 @@ def register(app: typer.Typer) -> None:
 def stylize_video(
     source: Annotated[Path, typer.Argument(help="The clip to render.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Where to write the MP4.", show_default=False)],
-    style: Annotated[list[Path], typer.Option(help="Style image (repeat to blend several).", show_default=False)],
-    method: Annotated[str, typer.Option(help="gatys (Ruder et al. 2016).")] = "gatys",
+    style: Annotated[
+        list[Path] | None,
+        typer.Option(help="Style image (repeat to blend several); with itn optional, checked against the model's.",
+                     show_default=False),
+    ] = None,
+    method: Annotated[str, typer.Option(help="gatys (Ruder et al. 2016) or itn (a trained network).")] = "gatys",
+    model: Annotated[str | None, typer.Option(help="With --method itn: the trained model's name or id.")] = None,
+    stabilize: Annotated[
+        bool, typer.Option("--stabilize/--no-stabilize", help="With itn: blend with the previous output along the flow.")
+    ] = True,
     size: Annotated[int | None, typer.Option(help="Long side of the frames in px, even [default: 512].")] = None,
     start: Annotated[int, typer.Option(help="First frame (from 0).")] = 0,
     frames: Annotated[int | None, typer.Option(help="Number of frames [default: to the end].")] = None,
@@ -46,18 +56,30 @@ def stylize_video(
     weights: Annotated[str | None, typer.Option(help="VGG weights [default: setting].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cuda, mps or cpu [default: setting].")] = None,
 ) -> None:
-    """Render SOURCE in the style of --style, frame by frame along optical flow, into the MP4 OUTPUT."""
+    """Render SOURCE in the style of --style (or of --model's network), frame by frame along optical flow, into the MP4 OUTPUT."""
     from atelier.commands.param_options import parse_param_options
 
     if output.suffix.lower() != ".mp4":
         raise fail(f"{output}: the output must be an .mp4 file")
     if method not in VIDEO_METHODS:
         raise fail(f"--method {method!r}: expected one of {', '.join(VIDEO_METHODS)}")
-    options: dict[str, Any] = {
-        "size": size, "start": start, "frames": frames, "iterations": iterations,
-        "frame_iterations": frame_iterations, "temporal_weight": temporal_weight, "flow": flow,
-        "temporal": False if per_frame else None,
-    }
+    options: dict[str, Any] = {"size": size, "start": start, "frames": frames, "flow": flow}
+    if method == "itn":
+        if not model:
+            raise fail("--method itn needs --model NAME_OR_ID (see `atelier models ls`)")
+        gatys_only = {"--iterations": iterations, "--frame-iterations": frame_iterations,
+                      "--temporal-weight": temporal_weight, "--per-frame": per_frame or None, "--weights": weights}
+        given = [name for name, value in gatys_only.items() if value is not None]
+        if given:
+            raise fail(f"{', '.join(given)}: not used by --method itn (use --no-stabilize for the per-frame baseline)")
+        options |= {"model": model, "stabilize": stabilize}
+    else:
+        if not style:
+            raise fail("--style: give at least one style image (or --method itn --model NAME)")
+        if model is not None or not stabilize:
+            raise fail("--model and --no-stabilize are for --method itn (Gatys's baseline is --per-frame)")
+        options |= {"iterations": iterations, "frame_iterations": frame_iterations,
+                    "temporal_weight": temporal_weight, "temporal": False if per_frame else None}
     raw = parse_param_options(param) | {key: value for key, value in options.items() if value is not None}
     settings = get_settings()
     with user_errors():
@@ -67,11 +89,17 @@ def stylize_video(
         params = video_params(VIDEO_METHODS[method], raw)
         if not source.is_file():
             raise fail(f"{source}: no such file")
-        style_images = [load_image(path, max_pixels=settings.max_image_pixels) for path in style]
+        if method == "itn":
+            stylizer = _itn_stylizer(params, style or [], device or settings.device)
+        else:
+            from style_engine.video import RuderGatys
+
+            style_images = [load_image(path, max_pixels=settings.max_image_pixels) for path in style or []]
+            stylizer = RuderGatys(style_images, params, device=device or settings.device,  # type: ignore[arg-type]
+                                  weights=weights or settings.vgg_weights)
         started = time.perf_counter()
         with _frame_bar() as on_frame:
-            clip = render_clip(source, output, style_images, params, on_frame=on_frame,
-                               device=device or settings.device, weights=weights or settings.vgg_weights)
+            clip = render_clip(source, output, stylizer, params, on_frame=on_frame)
         poster = output.with_suffix(".poster.png")
         clip.poster.save(poster)
         output.with_suffix(".preview.webp").write_bytes(clip.preview)
@@ -81,8 +109,25 @@ def stylize_video(
     typer.echo(
         f"{output} {clip.width}x{clip.height} {clip.frames} frames at {clip.fps:g} fps in "
         f"{time.perf_counter() - started:.1f}s ({m['seconds_per_frame']:.2f} s/frame, flow {100 * m['flow_share']:.1f}%) "
-        f"warping_error={m['warping_error']:.3g} style_dist={m['style_dist']:.4g} scene_cuts={int(m['scene_cuts'])}"
+        f"warping_error={m['warping_error']:.3g}"
+        + (f" style_dist={m['style_dist']:.4g}" if "style_dist" in m else "")
+        + f" scene_cuts={int(m['scene_cuts'])}"
     )
+
+
+def _itn_stylizer(params: Any, styles: list[Path], device: str) -> Any:
+    """The model's stylizer; a --style given with it must be one the model was trained on."""
+    import hashlib
+
+    from atelier.commands.models import workshop_from_settings
+    from tasks.video_render import itn_stylizer
+
+    for path in styles:
+        if not path.is_file():
+            raise fail(f"{path}: no such file")
+    given = [(str(path), hashlib.sha256(path.read_bytes()).hexdigest()) for path in styles]
+    stylizer, _ = itn_stylizer(workshop_from_settings(device=device), params, styles=given)
+    return stylizer
 
 
 @contextmanager
