@@ -333,12 +333,10 @@ class _Level:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
     def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        w = self.objective.weights
         features = self.vgg(self.to_rgb(x))
-        c = w["content_weight"] * content_loss(features, self.content_targets)
-        s = w["style_weight"] * style_loss(features, self.style_targets, self.objective.layer_weights)
-        t = w["tv_weight"] * tv_loss(x)
-        terms = [("content", c), ("style", s), ("tv", t)]
+        terms = weighted_terms(
+            features, x, self.content_targets, self.style_targets, self.objective.weights, self.objective.layer_weights
+        )
         if self.extra is not None:
             terms.append((self.extra.name, self.extra.loss(self.to_rgb(x))))
         total = sum(value for _, value in terms)
@@ -415,6 +413,26 @@ class _Level:
 
         while True:
             optimizer.step(closure)
+
+
+def weighted_terms(
+    features: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    content_targets: Mapping[str, torch.Tensor],
+    style_targets: Mapping[str, torch.Tensor],
+    weights: Mapping[str, float],
+    layer_weights: Mapping[str, float],
+) -> list[tuple[str, torch.Tensor]]:
+    """The weighted content, style and TV terms of one image (1, C, H, W).
+
+    One definition for the single-image optimization and the batched one
+    (style_engine.compiled_objective maps it over a batch), so both optimize the same objective.
+    """
+    return [
+        ("content", weights["content_weight"] * content_loss(features, content_targets)),
+        ("style", weights["style_weight"] * style_loss(features, style_targets, layer_weights)),
+        ("tv", weights["tv_weight"] * tv_loss(x)),
+    ]
 
 
 class _Evaluations:
