@@ -93,7 +93,7 @@ def stylize_batch(
         raise InvalidInputError(f"batched gatys: {len(callbacks)} progress callbacks for {len(contents)} contents")
     target_device = resolve_device(device)
     precision = resolve_precision(params.precision, target_device)
-    use_compiler = (compiler or default_compiler(target_device)) if _compiling(compile, target_device) else None
+    use_compiler = (compiler or default_compiler(target_device.type)) if _compiling(compile, target_device) else None
     run = _BatchRun(params, styles, blend, style_keys, target_device, precision, weights,
                     StyleTargetCache() if cache is None else cache, use_compiler)
     outcomes = [ItemOutcome() for _ in contents]
@@ -218,7 +218,7 @@ class _BatchRun:
         objective = levels[0].objective
         key = (str(self.device), tuple(x.shape), self.layers, self.vgg.weights_sha256, self.params.pooling,
                self.precision, tuple(sorted(objective.weights.items())), tuple(sorted(objective.layer_weights.items())),
-               self.compiler is not None)
+               self.compiler)
         return objective_for(key, lambda: VGGFeatures(self.weights, self.layers, self.params.pooling, self.device,
                                                       self.precision),
                              objective.weights, objective.layer_weights, self.compiler)

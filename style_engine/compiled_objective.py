@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from functools import partial
+from functools import cache, partial
 
 import torch
 
@@ -63,9 +63,13 @@ def batch_terms(
     return torch.func.vmap(one)(x, features, dict(content_targets), dict(style_targets))
 
 
-def default_compiler(device: torch.device) -> Compiler:
-    """``torch.compile`` with CUDA graphs on CUDA (static shapes), plain inductor elsewhere."""
-    mode = "reduce-overhead" if device.type == "cuda" else None
+@cache
+def default_compiler(device_type: str) -> Compiler:
+    """``torch.compile`` with CUDA graphs on CUDA (static shapes), plain inductor elsewhere.
+
+    One object per device type: it is part of the objective cache's key.
+    """
+    mode = "reduce-overhead" if device_type == "cuda" else None
     return partial(torch.compile, mode=mode, dynamic=False)
 
 
