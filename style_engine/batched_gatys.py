@@ -285,3 +285,14 @@ def _stacked_targets(levels: list[_Level]) -> tuple[dict[str, torch.Tensor], dic
     content = {name: torch.cat([level.content_targets[name] for level in levels]) for name in levels[0].content_targets}
     style = {name: torch.stack([level.style_targets[name] for level in levels]) for name in levels[0].style_targets}
     return content, style
+
+
+def images_per_batch(params: GatysParams, device: str | torch.device) -> int:
+    """How many jobs with ``params`` to hand the engine at once on ``device`` (a square image's memory, the most
+    any aspect ratio at that size needs)."""
+    target = resolve_device(device)
+    layers = tuple(params.content_layers) + tuple(params.style_layers)
+    channels = 1 if params.preserve_color == "luminance" else 3
+    precision = resolve_precision(params.precision, target)
+    per_image = bytes_per_image(params.size, params.size, channels, layers, precision, params.lbfgs_history)
+    return batch_capacity(per_image, available_bytes(target), target)

@@ -143,55 +143,74 @@ def _cubic_minimum(
 
 
 class _History:
-    """Each image's last ``size`` curvature pairs (s, y) in a ring, with its own length and head."""
+    """Each image's last ``size`` curvature pairs (s, y) in a ring, with its own length and head.
+
+    Lengths and heads are host-side integers, so that choosing the pairs never waits for the device.
+    """
 
     def __init__(self, batch: int, numel: int, size: int, like: torch.Tensor) -> None:
         self.size = size
         self.s = like.new_zeros((batch, size, numel))
         self.y = like.new_zeros((batch, size, numel))
         self.rho = like.new_zeros((batch, size))
-        self.length = torch.zeros(batch, dtype=torch.long, device=like.device)
-        self.head = torch.zeros(batch, dtype=torch.long, device=like.device)  # next slot to write
+        self.length = [0] * batch
+        self.head = [0] * batch  # next slot to write
         self.gamma = like.new_ones(batch)  # initial inverse Hessian scale, s'y / y'y of the newest pair
 
-    def add(self, rows: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
+    def add(self, rows: list[int], s: torch.Tensor, y: torch.Tensor) -> None:
         """Store pairs for ``rows`` whose curvature is positive (scale-free test); skip the others, as usual."""
-        sy = (s * y).sum(1)
-        yy = (y * y).sum(1)
-        ss = (s * s).sum(1)
-        keep = sy > 1e-10 * torch.sqrt(ss * yy)
-        rows, s, y, sy, yy = rows[keep], s[keep], y[keep], sy[keep], yy[keep]
-        if rows.numel() == 0:
+        sy, yy, ss = (s * y).sum(1), (y * y).sum(1), (s * s).sum(1)
+        keep = (sy > 1e-10 * torch.sqrt(ss * yy)).tolist()
+        kept = [position for position, ok in enumerate(keep) if ok]
+        if not kept:
             return
-        slot = self.head[rows]
-        self.s[rows, slot] = s
-        self.y[rows, slot] = y
-        self.rho[rows, slot] = 1.0 / sy
-        self.gamma[rows] = sy / yy
-        self.head[rows] = (slot + 1) % self.size
-        self.length[rows] = torch.clamp(self.length[rows] + 1, max=self.size)
+        device = s.device
+        picked = torch.tensor(kept, device=device)
+        targets = [rows[position] for position in kept]
+        index = torch.tensor(targets, device=device)
+        slot = torch.tensor([self.head[row] for row in targets], device=device)
+        self.s[index, slot] = s[picked]
+        self.y[index, slot] = y[picked]
+        self.rho[index, slot] = 1.0 / sy[picked]
+        self.gamma[index] = sy[picked] / yy[picked]
+        for row in targets:
+            self.head[row] = (self.head[row] + 1) % self.size
+            self.length[row] = min(self.length[row] + 1, self.size)
 
-    def reset(self, rows: torch.Tensor) -> None:
-        self.length[rows] = 0
-        self.gamma[rows] = 1.0
+    def direction(self, rows: list[int], gradient: torch.Tensor) -> torch.Tensor:
+        """-H g for ``rows`` by the two-loop recursion, each row over its own pairs (missing ones weigh 0).
 
-    def direction(self, rows: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-        """-H g for ``rows`` by the two-loop recursion, each row over its own pairs (missing ones weigh 0)."""
+        When every image asks at once with its pairs in the same slots (the usual case: all
+        accept their first trial), the pairs are read in place; otherwise they are gathered.
+        """
         q = -gradient
-        length, head = self.length[rows], self.head[rows]
-        deepest = int(length.max().item()) if rows.numel() else 0
+        lengths, heads = [self.length[row] for row in rows], [self.head[row] for row in rows]
+        deepest = max(lengths, default=0)
+        lockstep = len(rows) == self.s.shape[0] and len(set(heads)) == 1 and len(set(lengths)) == 1
+        device = gradient.device
+        index = torch.tensor(rows, device=device)
+        slots = torch.tensor([[(head - 1 - k) % self.size for head in heads] for k in range(deepest)], device=device)
+        valid = torch.tensor([[float(k < length) for length in lengths] for k in range(deepest)],
+                             dtype=gradient.dtype, device=device)
+
+        def pair(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if lockstep:
+                slot = (heads[0] - 1 - k) % self.size
+                return self.s[:, slot], self.y[:, slot], self.rho[:, slot]
+            return self.s[index, slots[k]], self.y[index, slots[k]], self.rho[index, slots[k]] * valid[k]
+
         alphas = []
         for k in range(deepest):  # newest to oldest
-            slot = (head - 1 - k) % self.size
-            rho = self.rho[rows, slot] * (k < length)
-            s, y = self.s[rows, slot], self.y[rows, slot]
+            s, y, rho = pair(k)
             alpha = rho * (s * q).sum(1)
-            q = q - alpha[:, None] * y
-            alphas.append((slot, rho, alpha))
-        q = q * self.gamma[rows][:, None]
-        for slot, rho, alpha in reversed(alphas):
-            beta = rho * (self.y[rows, slot] * q).sum(1)
-            q = q + (alpha - beta)[:, None] * self.s[rows, slot]
+            q.sub_(alpha[:, None] * y)
+            alphas.append((rho, alpha))
+        q.mul_(self.gamma[index][:, None])
+        for k in reversed(range(deepest)):
+            s, y, _ = pair(k)
+            rho, alpha = alphas[k]
+            beta = rho * (y * q).sum(1)
+            q.add_((alpha - beta)[:, None] * s)
         return q
 
 
@@ -291,9 +310,9 @@ def _start_searches(
 ) -> None:
     """New directions for ``rows`` (one batched two-loop recursion) and a fresh line search for each."""
     index = torch.tensor(rows, device=grad.device)
-    direction[index] = memory.direction(index, grad[index])
+    direction[index] = memory.direction(rows, grad[index])
     slopes = (grad[index] * direction[index]).sum(1).tolist()
-    fresh = (memory.length[index] == 0).tolist()
+    fresh = [memory.length[row] == 0 for row in rows]
     steepest = grad[index].abs().amax(1).tolist()
     for row, slope, first, top in zip(rows, slopes, fresh, steepest):
         if not slope < 0 or top == 0:  # a stationary point (or a broken direction): nothing left to do
@@ -347,7 +366,7 @@ def _advance_searches(
     new_grad = torch.cat([trial_grad[torch.tensor(accepted, device=x.device, dtype=torch.long)],
                           lo_grad[torch.tensor([i for i, _ in from_lo], device=x.device, dtype=torch.long)]])
     s = steps[:, None] * direction[rows]
-    memory.add(rows, s, new_grad - grad[rows])
+    memory.add(moved, s, new_grad - grad[rows])
     x[rows] = x[rows] + s
     grad[rows] = new_grad
     for i in accepted:
