@@ -44,7 +44,7 @@ from style_engine.gatys import (
     resolve_precision,
 )
 from style_engine.images import long_side_size, tensor_to_image
-from style_engine.memory import available_bytes, batch_capacity, bytes_per_image, ensure_fits
+from style_engine.memory import available_bytes, batch_capacity, ensure_fits, gatys_bytes_per_image
 from style_engine.params import GatysParams
 from style_engine.vgg import VGGFeatures
 
@@ -102,8 +102,7 @@ def stylize_batch(
         width, height = long_side_size(content.size, params.size)
         by_shape.setdefault((height, width), []).append(index)
     for shape, indices in by_shape.items():
-        per_image = bytes_per_image(*shape, 1 if params.preserve_color == "luminance" else 3,
-                                    run.layers, precision, params.lbfgs_history)
+        per_image = gatys_bytes_per_image(params, shape, precision)
         available = available_bytes(target_device)
         try:
             ensure_fits(params.size, shape, per_image, available, target_device)
@@ -291,8 +290,5 @@ def images_per_batch(params: GatysParams, device: str | torch.device) -> int:
     """How many jobs with ``params`` to hand the engine at once on ``device`` (a square image's memory, the most
     any aspect ratio at that size needs)."""
     target = resolve_device(device)
-    layers = tuple(params.content_layers) + tuple(params.style_layers)
-    channels = 1 if params.preserve_color == "luminance" else 3
-    precision = resolve_precision(params.precision, target)
-    per_image = bytes_per_image(params.size, params.size, channels, layers, precision, params.lbfgs_history)
+    per_image = gatys_bytes_per_image(params, (params.size, params.size), resolve_precision(params.precision, target))
     return batch_capacity(per_image, available_bytes(target), target)

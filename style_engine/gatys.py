@@ -28,7 +28,7 @@ from PIL import Image
 from style_engine import color
 from style_engine.device import bf16_supported, resolve_device
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
+from style_engine.images import image_to_tensor, long_side_size, resize_long_side, tensor_to_image
 from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
 from style_engine.params import GatysParams
 from style_engine.vgg import VGGFeatures
@@ -161,6 +161,7 @@ def stylize(
     blend = _check_inputs(styles, style_weights, style_keys, params, init_image)
     target_device = resolve_device(device)
     precision = resolve_precision(params.precision, target_device)
+    _ensure_size_fits(params, content, target_device, precision)
     vgg = VGGFeatures(
         weights,
         tuple(params.content_layers) + tuple(params.style_layers),
@@ -212,6 +213,15 @@ def stylize(
         weights_sha256=vgg.weights_sha256,
         precision=precision,
     )
+
+
+def _ensure_size_fits(params: GatysParams, content: Image.Image, device: torch.device, precision: str) -> None:
+    """Refuse, before any work, a size whose image needs more memory than the device has free."""
+    from style_engine.memory import available_bytes, ensure_fits, gatys_bytes_per_image
+
+    width, height = long_side_size(content.size, params.size)
+    per_image = gatys_bytes_per_image(params, (height, width), precision)
+    ensure_fits(params.size, (height, width), per_image, available_bytes(device), device)
 
 
 def _resize(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from style_engine.errors import InvalidInputError
+from style_engine.params import GatysParams
 from style_engine.vgg import LAYER_NAMES
 
 GIB = 1024**3
@@ -45,6 +46,13 @@ def bytes_per_image(height: int, width: int, channels: int, layers: Sequence[str
     activations = ACTIVATION_FACTOR * activation_elements_per_pixel(layers) * element * pixels
     optimizer = (2 * history + PIXEL_VECTORS) * channels * 4 * pixels
     return int(activations + optimizer)
+
+
+def gatys_bytes_per_image(params: GatysParams, shape: tuple[int, int], precision: str) -> int:
+    """:func:`bytes_per_image` for a Gatys job at ``shape`` (height, width) with ``params``."""
+    channels = 1 if params.preserve_color == "luminance" else 3
+    layers = tuple(params.content_layers) + tuple(params.style_layers)
+    return bytes_per_image(*shape, channels, layers, precision, params.lbfgs_history)
 
 
 def available_bytes(device: torch.device) -> int:

@@ -94,9 +94,18 @@ def perform_batch(workshop: Workshop, job_ids: list[int], ids: RunIds, *, logger
     Returns the jobs that failed transiently and are pending again. Raises Interrupted, after
     releasing the unfinished jobs, when a stop was requested.
     """
-    attempts = [attempt for job_id in job_ids if (attempt := _open(workshop, job_id, ids, logger)) is not None]
+    attempts: list[_Attempt] = []
+    try:
+        for job_id in job_ids:
+            raise_if_stopped()  # claimed jobs not started yet are released by the flow
+            attempt = _open(workshop, job_id, ids, logger)
+            attempts += [attempt] if attempt is not None else []
+    except Interrupted as exc:  # the runs opened so far are released below
+        for attempt in attempts:
+            attempt.error = exc
     for attempt in attempts:
-        _load(workshop, attempt)
+        if attempt.error is None:
+            _load(workshop, attempt)
     ready = [attempt for attempt in attempts if attempt.error is None]
     if ready:
         _render(workshop, ready, logger)
@@ -126,7 +135,6 @@ def perform_batch(workshop: Workshop, job_ids: list[int], ids: RunIds, *, logger
 
 
 def _open(workshop: Workshop, job_id: int, ids: RunIds, logger: Logger) -> _Attempt | None:
-    raise_if_stopped()  # claimed jobs not started yet are released by the flow
     try:
         spec = hold_job(workshop, job_id)
     except JobNotHeld as exc:

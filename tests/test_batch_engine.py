@@ -62,7 +62,7 @@ def test_a_batch_matches_each_job_alone(contents: list[Image.Image], style: Imag
         assert_same_job(outcome.result, solo)
         # And as today's single-image engine (torch's L-BFGS) renders it.
         assert_same_job(outcome.result, stylize(content, [style], PARAMS))
-        assert outcome.result.losses["total"] < outcome.result.initial_losses["total"] / 3
+        assert outcome.result.losses["total"] < outcome.result.initial_losses["total"] / 2
     assert steps == [list(range(1, 11))] * 2
 
 
