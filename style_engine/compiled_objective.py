@@ -98,8 +98,13 @@ class BatchObjective:
             return self._value_and_grad(self._eager, x, content_targets, style_targets)
 
     def _fall_back(self, exc: Exception) -> None:
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.fallback = f"compiling the objective failed ({type(exc).__name__}: {first_line}); running it eager"
+        root: BaseException = exc
+        # dynamo wraps the backend's own error (inner_exception, or the cause): name that one
+        while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
+            root = inner
+        first_line = next((line for line in str(root).splitlines() if line.strip()), "")[:300]
+        self.fallback = (f"compiling the objective failed ({type(exc).__name__}: {type(root).__name__}: {first_line}); "
+                         "running it eager")
         logger.warning(self.fallback)
         self.compiled = False
         self._function = self._eager
