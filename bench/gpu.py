@@ -110,6 +110,8 @@ def batched(content: Image.Image, style: Image.Image, size: int, evals: int, bat
     params = GatysParams(size=size, iterations=evals)
     contents = [content] * batch
     clear_objectives()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     stamps: list[float] = []
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
