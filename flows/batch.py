@@ -16,7 +16,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -27,7 +27,8 @@ from db.session import retry_unavailable
 from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, report_batch
 from tasks.progress import shares_done
-from tasks.run_job import configured_run_job
+from tasks.batch_job import plan_batches
+from tasks.run_job import configured_run_job, run_job_batch
 from tasks.stopping import Interrupted, request_stop, stop_reason, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
 from worker_settings import read_worker_settings
@@ -141,23 +142,42 @@ def process_alive(pid_text: str) -> bool:
 
 
 def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
-    """One task per job, at most `gpu_slots` at once, with a live progress artifact.
+    """One task per unit of work, at most `gpu_slots` at once, with a live progress artifact.
 
-    Outcomes are not collected here: the catalog has them, including for jobs whose
-    task crashed before it could return.
+    A unit is a batch of jobs that share an optimization (same style, size and parameters;
+    tasks.batch_job) or a single job. Jobs a batch hands back as transiently failed run again
+    alone, with run_job's retries. Outcomes are not collected here: the catalog has them,
+    including for jobs whose task crashed before it could return.
     """
     run_job = configured_run_job(workshop)
+    units = retry_unavailable(lambda: plan_batches(workshop, job_ids), "planning the batches")
+    batches = [unit for unit in units if len(unit) > 1]
+    if batches:
+        get_run_logger().info("%d jobs in %d batches sharing an optimization: %s",
+                              sum(map(len, batches)), len(batches), batches)
     progress = create_progress_artifact(0.0, description=f"{len(job_ids)} jobs")
     shown = 0.0
     with ThreadPoolTaskRunner(max_workers=workshop.config.gpu_slots) as runner:
-        futures = {runner.submit(run_job, {"job_id": job_id, "workshop": workshop}): job_id for job_id in job_ids}
+
+        def submit(unit: list[int]) -> PrefectFuture[Any]:
+            if len(unit) == 1:
+                return runner.submit(run_job, {"job_id": unit[0], "workshop": workshop})
+            return runner.submit(run_job_batch, {"job_ids": unit, "workshop": workshop})
+
+        futures = {submit(unit): unit for unit in units}
         try:
             pending = list(futures)
             while pending:
-                pending = list(wait(pending, timeout=PROGRESS_POLL_SECONDS).not_done)
+                waited = wait(pending, timeout=PROGRESS_POLL_SECONDS)
+                pending = list(waited.not_done)
+                for future in waited.done:
+                    for job_id in transient_failures(future, futures[future]):
+                        retried = submit([job_id])
+                        futures[retried] = [job_id]
+                        pending.append(retried)
                 # finished jobs count whole; running ones by the share their engine has done
-                running = shares_done(futures[future] for future in pending)
-                percent = 100.0 * (len(futures) - len(pending) + running) / len(futures)
+                running_jobs = [job_id for future in pending for job_id in futures[future]]
+                percent = 100.0 * (len(job_ids) - len(running_jobs) + shares_done(running_jobs)) / len(job_ids)
                 if percent - shown >= PROGRESS_STEP or not pending:
                     update_progress_artifact(progress, percent)
                     shown = percent
@@ -168,6 +188,13 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
             raise
         finally:
             shares_done(job_ids, forget=True)
+
+
+def transient_failures(future: PrefectFuture[Any], unit: list[int]) -> list[int]:
+    """The jobs a finished batch task handed back to be retried alone (none for a single job)."""
+    if len(unit) == 1 or not future.state.is_completed():
+        return []
+    return list(future.result())
 
 
 def release_batch(workshop: Workshop, job_ids: list[int]) -> None:

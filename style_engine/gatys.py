@@ -28,7 +28,7 @@ from PIL import Image
 from style_engine import color
 from style_engine.device import bf16_supported, resolve_device
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
+from style_engine.images import image_to_tensor, long_side_size, resize_long_side, tensor_to_image
 from style_engine.losses import balanced_layer_weights, blend_grams, content_loss, gram, layer_distances, style_loss, tv_loss
 from style_engine.params import BASE_LEVEL_SIZE, GatysParams, multiscale_enabled
 from style_engine.vgg import VGGFeatures
@@ -171,6 +171,7 @@ def stylize(
     blend = _check_inputs(styles, style_weights, style_keys, params, init_image)
     target_device = resolve_device(device)
     precision = resolve_precision(params.precision, target_device)
+    _ensure_size_fits(params, content, target_device, precision)
     vgg = VGGFeatures(
         weights,
         tuple(params.content_layers) + tuple(params.style_layers),
@@ -224,6 +225,15 @@ def stylize(
         weights_sha256=vgg.weights_sha256,
         precision=precision,
     )
+
+
+def _ensure_size_fits(params: GatysParams, content: Image.Image, device: torch.device, precision: str) -> None:
+    """Refuse, before any work, a size whose image needs more memory than the device has free."""
+    from style_engine.memory import available_bytes, ensure_fits, gatys_bytes_per_image
+
+    width, height = long_side_size(content.size, params.size)
+    per_image = gatys_bytes_per_image(params, (height, width), precision)
+    ensure_fits(params.size, (height, width), per_image, available_bytes(device), device)
 
 
 def _resize(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -355,12 +365,10 @@ class _Level:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
     def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        w = self.objective.weights
         features = self.vgg(self.to_rgb(x))
-        c = w["content_weight"] * content_loss(features, self.content_targets)
-        s = self.style_term(features)
-        t = w["tv_weight"] * tv_loss(x)
-        terms = [("content", c), ("style", s), ("tv", t)]
+        terms = weighted_terms(
+            features, x, self.content_targets, self.style_targets, self.objective.weights, self.layer_weights
+        )
         if self.coarser:
             terms.append(("coarse_style", self._coarse_style(x)))
         if self.extra is not None:
@@ -462,6 +470,26 @@ class _Level:
 
         while True:
             optimizer.step(closure)
+
+
+def weighted_terms(
+    features: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    content_targets: Mapping[str, torch.Tensor],
+    style_targets: Mapping[str, torch.Tensor],
+    weights: Mapping[str, float],
+    layer_weights: Mapping[str, float],
+) -> list[tuple[str, torch.Tensor]]:
+    """The weighted content, style and TV terms of one image (1, C, H, W).
+
+    One definition for the single-image optimization and the batched one
+    (style_engine.compiled_objective maps it over a batch), so both optimize the same objective.
+    """
+    return [
+        ("content", weights["content_weight"] * content_loss(features, content_targets)),
+        ("style", weights["style_weight"] * style_loss(features, style_targets, layer_weights)),
+        ("tv", weights["tv_weight"] * tv_loss(x)),
+    ]
 
 
 class _Evaluations:

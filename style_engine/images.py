@@ -162,11 +162,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:
     """Scale so the longer side is `long_side` px, keeping the aspect ratio (Lanczos)."""
+    size = long_side_size(image.size, long_side)
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The (width, height) that :func:`resize_long_side` gives, without touching pixels (memory checks)."""
     if long_side < 1:
         raise InvalidInputError(f"size must be at least 1 px, got {long_side}")
-    scale = long_side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+    scale = long_side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def thumbnail(image: Image.Image, max_side: int = 256) -> Image.Image:

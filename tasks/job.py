@@ -70,18 +70,7 @@ def perform_job(
     """Run job `job_id` and record the outcome; raise after recording a failure."""
     raise_if_stopped()  # a claimed job not started yet is released by the batch
     spec = hold_job(workshop, job_id)
-    run_id = start_run(
-        workshop.catalog,
-        job_id,
-        workshop.worker,
-        params=spec.params,
-        seed=spec.params.get("seed"),
-        versions={**library_versions(), **weights_provenance(spec.method, workshop)},
-        device=device_name(workshop.device),
-        host=workshop.host,
-        flow_run_id=ids.flow_run_id,
-        task_run_id=ids.task_run_id,
-    )
+    run_id = open_run(workshop, spec, ids)
     timings: dict[str, float] = {}
     try:
         if is_video_method(spec.method):
@@ -97,7 +86,7 @@ def perform_job(
                 result = render(workshop, spec, content, styles, logger, curve)
             with phase(timings, "upload"):
                 artifacts = upload_outputs(workshop, spec, result.image)
-            metrics = {**result.metrics, "losses": result.losses, "iterations": result.iterations}
+            metrics = picture_metrics(result)
             cache_hit, loss_curve = result.cache_hit, curve.points()
         # Inside the `try`: a connection dropped during this commit must still close the run.
         complete_run(
@@ -111,19 +100,49 @@ def perform_job(
             peak_memory_bytes=peak_memory(workshop.device),
             cache_hit=cache_hit,
         )
-    except LeaseLost:
+    except Exception as exc:
+        close_unfinished_run(workshop, job_id, run_id, exc, timings, final_attempt=final_attempt, logger=logger)
         raise
-    except Interrupted as exc:
+    logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
+    return JobResult(job_id, run_id, artifacts[0].uri, artifacts[1].uri)
+
+
+def open_run(workshop: Workshop, spec: JobSpec, ids: RunIds) -> int:
+    """Open the Run of an attempt at held job `spec`, with what will make it (versions, device, host)."""
+    return start_run(
+        workshop.catalog,
+        spec.id,
+        workshop.worker,
+        params=spec.params,
+        seed=spec.params.get("seed"),
+        versions={**library_versions(), **weights_provenance(spec.method, workshop)},
+        device=device_name(workshop.device),
+        host=workshop.host,
+        flow_run_id=ids.flow_run_id,
+        task_run_id=ids.task_run_id,
+    )
+
+
+def close_unfinished_run(
+    workshop: Workshop, job_id: int, run_id: int, exc: Exception, timings: dict[str, float], *,
+    final_attempt: bool, logger: logging.Logger | logging.LoggerAdapter,
+) -> None:
+    """Close the Run of an attempt that ended in `exc`: nothing for a lost lease (another worker
+    holds the job), released for a stop request, failed (with the reason) otherwise."""
+    if isinstance(exc, LeaseLost):
+        return
+    if isinstance(exc, Interrupted):
         reason = str(exc)
         retry_unavailable(lambda: release_jobs(workshop.catalog, reason, job_ids=[job_id], worker=workshop.worker),
                           f"releasing interrupted job {job_id}")
         logger.info("job %d released (pending again, the attempt not counted): %s", job_id, reason)
-        raise
-    except Exception as exc:
-        record_failure(workshop, run_id, exc, timings, retry_later=is_transient(exc) and not final_attempt)
-        raise
-    logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
-    return JobResult(job_id, run_id, artifacts[0].uri, artifacts[1].uri)
+        return
+    record_failure(workshop, run_id, exc, timings, retry_later=is_transient(exc) and not final_attempt)
+
+
+def picture_metrics(result: Any) -> dict[str, Any]:
+    """A picture Run's metrics: the engine's quality figures, final losses and evaluations spent."""
+    return {**result.metrics, "losses": result.losses, "iterations": result.iterations}
 
 
 def is_video_method(method: str) -> bool:
@@ -180,16 +199,7 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
     """Run the engine, logging progress, recording the loss curve and keeping the lease alive on long runs."""
     from style_engine.methods import run_method
 
-    report = throttled_progress(logger, f"job {spec.id}")
-    keep_lease = lease_keeper(workshop, spec.id)
-
-    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
-        raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: stop at this evaluation
-        note_share_done(spec.id, step / total if total else 1.0)
-        report(step, total, losses)
-        curve.add(step, losses)
-        keep_lease()
-
+    on_step = progress_callback(workshop, spec, logger, curve)
     if spec.method in ITN_METHODS:  # fast style networks: train one, or stylize with a stored one
         from tasks.itn import render_itn
 
@@ -206,6 +216,23 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
         style_keys=[ref.sha256 for ref in spec.styles],
         on_step=on_step,
     )
+
+
+def progress_callback(
+    workshop: Workshop, spec: JobSpec, logger: Any, curve: LossCurve
+) -> Callable[[int, int, dict[str, float]], None]:
+    """The engine's `on_step` for job `spec`: stop on request, progress, loss curve, lease renewal."""
+    report = throttled_progress(logger, f"job {spec.id}")
+    keep_lease = lease_keeper(workshop, spec.id)
+
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        raise_if_stopped()  # Ctrl-C, SIGTERM or a cancelled flow run: stop at this evaluation
+        note_share_done(spec.id, step / total if total else 1.0)
+        report(step, total, losses)
+        curve.add(step, losses)
+        keep_lease()
+
+    return on_step
 
 
 def lease_keeper(workshop: Workshop, job_id: int) -> Callable[[], None]:
