@@ -26,9 +26,11 @@ class Settings(WorkerSettings):
     prefect_ui_url: str | None = None
     web_token: str | None = None
 
+    # Named apart from WorkerSettings' validator: a same-named one here would replace it, and the
+    # worker fields (s3_endpoint_url, store_public_url, web_url) would keep "" where workers see None.
     @field_validator("prefect_ui_url", "web_token", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
+    def _cli_empty_is_none(cls, value: object) -> object:
         return value or None
 
 

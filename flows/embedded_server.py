@@ -36,8 +36,21 @@ def start_embedded_server() -> str | None:
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("start the embedded Prefect server from the main thread (it dies with that thread)")
     server = _server_class()()
-    server.start()
+    server.start(timeout=_startup_timeout())
     return server.api_url
+
+
+def _startup_timeout() -> int:
+    """Prefect's own limit where the user set one, else two minutes.
+
+    Prefect waits 20 s by default; its server takes 15-20 s to start on an idle 2-core machine
+    (importing the API and migrating its database), so a command failed there before any work.
+    """
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ:
+        return PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    return 120
 
 
 def _server_class() -> type:

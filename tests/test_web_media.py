@@ -63,6 +63,9 @@ def test_video_artwork_plays_from_the_store_with_range_requests(media):
     assert part.status_code == 206 and part.content == whole.content[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
 
+    # the clip's own page lists what was made from it
+    assert f'href="/artworks/{g.video_artwork}"' in client.get(f"/images/{g.video_clip}").text
+
     clip = client.get(f"/artworks/{g.video_artwork}/image?download=1")
     assert clip.headers["content-disposition"].startswith("attachment") and ".mp4" in clip.headers["content-disposition"]
 

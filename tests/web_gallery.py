@@ -43,6 +43,7 @@ class Gallery:
     failed_jobs: list[int] = field(default_factory=list)
     pending_jobs: list[int] = field(default_factory=list)
     video_artwork: int | None = None
+    video_clip: int | None = None
     model_id: int | None = None
     model_preview: int | None = None  # the training job's output
     model_artwork: int | None = None  # an `itn` artwork made with the model
@@ -138,7 +139,7 @@ def add_video_artwork(catalog, store: LocalStore, g: Gallery) -> None:
         job, _ = add_job(session, content_id=image.id, style_ids=[style], method="video_gatys",
                          params={"size": 64, "frames": VIDEO_FRAMES, "iterations": 10}, content_role=ImageRole.VIDEO)
         session.flush()
-        job_id = job.id
+        job_id, g.video_clip = job.id, image.id
     output = ArtifactRecord("output", clip.uri, clip.sha256, clip.size, "video/mp4", 64, 48, VIDEO_FRAMES, VIDEO_FPS)
     g.video_artwork = _run_job(catalog, store, job_id, [output, _picture(store, "thumbnail", (9, 80, 160))])[0]
 

@@ -191,8 +191,9 @@ def create_app(config: WebConfig) -> FastAPI:
     @app.get("/images/{image_id}", response_class=HTMLResponse)
     def image_page(request: Request, image_id: int, s: Reader) -> HTMLResponse:
         image = _image(s, image_id)
-        made = queries.list_artworks(s, Filters(**{image["role"]: str(image_id)}, limit=200)) \
-            if image["role"] in (ImageRole.CONTENT, ImageRole.STYLE) else []
+        # A clip is its video jobs' content, as a photo is its picture jobs'.
+        made = queries.list_artworks(s, Filters(**{"style" if image["role"] == ImageRole.STYLE else "content": str(image_id)},
+                                                limit=200))
         return page(request, "image.html", image=image, artworks=made)
 
     @app.get("/contents", response_class=HTMLResponse)
