@@ -34,14 +34,13 @@ from db.runs import complete_run, start_run  # noqa: E402
 from db.session import open_catalog  # noqa: E402
 
 CPU_JOB = {"size": 32, "iterations": 5}
-SETTLE_S = 2.0  # every process imports, connects and warms up before the clock starts
 
 
 def load_average() -> str:
     return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def cpu_worker(url: str, worker: str, core: int | None, start: multiprocessing.synchronize.Event,
+def cpu_worker(url: str, worker: str, core: int | None, start: multiprocessing.synchronize.Barrier,
                done: multiprocessing.Queue) -> None:
     """Claim, stylize and record jobs one at a time until none are left; report (jobs, CPU seconds)."""
     import numpy as np
@@ -77,16 +76,17 @@ def cpu_round(admin_url: str, jobs: int, workers: int) -> tuple[float, float]:
         upgrade(url)
         seed_jobs(url, jobs)
         context = multiprocessing.get_context("spawn")
-        start, done = context.Event(), context.Queue()
+        # The clock starts when every worker has loaded torch and VGG-19 and connected (a barrier
+        # of the workers and this process), not after a guessed sleep that slow loads outlast.
+        start, done = context.Barrier(workers + 1), context.Queue()
         cores = sorted(os.sched_getaffinity(0))
         processes = [context.Process(target=cpu_worker,
                                      args=(url, f"cpu-{i}", cores[i] if workers <= len(cores) else None, start, done))
                      for i in range(workers)]
         for process in processes:
             process.start()
-        time.sleep(SETTLE_S + 8)  # torch and VGG-19 load before the clock starts
+        start.wait()
         began = time.perf_counter()
-        start.set()
         results = [done.get(timeout=900) for _ in processes]
         elapsed = time.perf_counter() - began
         for process in processes:
@@ -100,7 +100,7 @@ def cpu_round(admin_url: str, jobs: int, workers: int) -> tuple[float, float]:
         drop()
 
 
-def claim_worker(url: str, worker: str, start: multiprocessing.synchronize.Event, done: multiprocessing.Queue) -> None:
+def claim_worker(url: str, worker: str, start: multiprocessing.synchronize.Barrier, done: multiprocessing.Queue) -> None:
     catalog = open_catalog(url)
     start.wait()
     claimed = 0
@@ -117,14 +117,13 @@ def claim_rate(admin_url: str, jobs: int, workers: int) -> float:
         upgrade(url)
         seed_jobs(url, jobs)
         context = multiprocessing.get_context("spawn")
-        start, done = context.Event(), context.Queue()
+        start, done = context.Barrier(workers + 1), context.Queue()
         processes = [context.Process(target=claim_worker, args=(url, f"claimer-{i}", start, done))
                      for i in range(workers)]
         for process in processes:
             process.start()
-        time.sleep(SETTLE_S + 1)
+        start.wait()
         began = time.perf_counter()
-        start.set()
         claimed = sum(done.get(timeout=600) for _ in processes)
         elapsed = time.perf_counter() - began
         for process in processes:
