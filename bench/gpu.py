@@ -7,6 +7,8 @@ Not a test. Prints, side by side in one run, and writes to ``--json``:
      set-up (targets, compile), and the projection for 1,000 artworks (targets: <= 1.8 s each,
      <= 30 min for 1,000);
   4. at ``--small-size``, per-image throughput of a batch against one job alone (target >= 3x).
+Artworks are default jobs: coarse-to-fine above 724 px (so at 1024 px, a 512 px level with 75 % of
+the evaluations, then 1024 px), single-scale below.
 
 Imports only the engine (no Prefect, SQLAlchemy or boto3), runs on CUDA unchanged and on a CPU
 with tiny sizes. ``--budget-s`` skips the sections that would not finish in time (it says which),
@@ -74,9 +76,13 @@ def timed(device: torch.device, work: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def one_scale(size: int, evals: int) -> GatysParams:
-    """Single-scale parameters: the batched path optimizes one scale (coarse-to-fine jobs run alone),
-    so every figure here, alone and batched, is of the single-scale objective."""
+    """Single-scale parameters, for the cost of one evaluation at a size."""
     return GatysParams(size=size, iterations=evals, multiscale=False)
+
+
+def default_job(size: int, evals: int) -> GatysParams:
+    """What a gallery job at ``size`` optimizes by default (coarse-to-fine above 724 px), alone and batched."""
+    return GatysParams(size=size, iterations=evals)
 
 
 def per_evaluation(content: Image.Image, style: Image.Image, size: int, evals: int, device: torch.device,
@@ -96,9 +102,9 @@ def per_evaluation(content: Image.Image, style: Image.Image, size: int, evals: i
 
 
 def alone(content: Image.Image, style: Image.Image, size: int, evals: int, device: torch.device) -> dict[str, float]:
-    """One artwork through today's single-job path (eager, torch L-BFGS), after a warm-up."""
-    params = one_scale(size, evals)
-    stylize(content, [style], one_scale(size, 2), device=device)
+    """One artwork through the single-job path (eager, torch L-BFGS), after a warm-up."""
+    params = default_job(size, evals)
+    stylize(content, [style], default_job(size, 2), device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds, result = timed(device, lambda: stylize(content, [style], params, device=device))
@@ -113,7 +119,7 @@ def batched(content: Image.Image, style: Image.Image, size: int, evals: int, bat
     The steady rate is timed between the first and the last evaluation of that run (what the
     next batches of the same shape cost); ``warm_rerun`` also times a whole second batch.
     """
-    params = one_scale(size, evals)
+    params = default_job(size, evals)
     contents = [content] * batch
     clear_objectives()
     if device.type == "cuda":

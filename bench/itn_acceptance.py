@@ -65,7 +65,8 @@ def train_network(args: argparse.Namespace, device: torch.device, style: Image.I
     Returns the network of the last checkpoint, and of each checkpoint at a step of `--eval-steps`
     (so that one run shows how quality grows with training: what an hour buys on a slower device).
     """
-    params = ITNTrainParams(arch=args.arch, steps=args.steps, batch_size=args.batch_size, style_weight=args.style_weight,
+    params = ITNTrainParams(arch=args.arch, steps=args.steps, batch_size=args.batch_size, crop=args.crop,
+                            learning_rate=args.learning_rate, style_weight=args.style_weight, style_size=args.style_size,
                             checkpoint_every=args.checkpoint_every, validate_every=args.checkpoint_every)
     photos = [prepare_photo(Image.open(p), params.crop) for p in photos_in(args.data / "train")]
     vgg = perceptual_network(params, "caffe", device)
@@ -93,7 +94,8 @@ def train_network(args: argparse.Namespace, device: torch.device, style: Image.I
     except TimeUp:
         print(f"time budget of {args.max_seconds:.0f} s spent: keeping the checkpoint of step {latest['step']}")
     seconds = time.perf_counter() - started
-    summary = {"arch": params.arch, "steps": latest["step"], "batch_size": params.batch_size, "seconds": round(seconds, 1),
+    summary = {"arch": params.arch, "steps": latest["step"], "batch_size": params.batch_size, "crop": params.crop,
+               "learning_rate": params.learning_rate, "style_size": params.style_size, "seconds": round(seconds, 1),
                "s_per_step": round(seconds / max(latest["step"], 1), 4), "photos": len(photos), "precision": vgg.precision,
                "final_losses": latest["losses"]}
     kept[latest["step"]] = latest["model"]
@@ -156,7 +158,10 @@ def main() -> None:
     parser.add_argument("--arch", default="johnson", choices=["johnson", "light"])
     parser.add_argument("--steps", type=int, default=40_000)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=ITNTrainParams.crop)
+    parser.add_argument("--learning-rate", type=float, default=ITNTrainParams.learning_rate)
     parser.add_argument("--style-weight", type=float, default=ITNTrainParams.style_weight)
+    parser.add_argument("--style-size", type=int, default=ITNTrainParams.style_size)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     parser.add_argument("--size", type=int, default=512)

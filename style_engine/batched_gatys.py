@@ -1,7 +1,7 @@
 """Gatys style transfer for many contents that share a style, a size and the method's parameters.
 
 :func:`stylize_batch` is the batched twin of :func:`style_engine.gatys.stylize`: the same targets
-(built by the same ``_Objective``/``_Level`` code, style Grams computed once through the shared
+(built by the same ``Objective``/``Level`` code, style Grams computed once through the shared
 cache), the same levels and budgets, the same objective (``weighted_terms`` mapped over the
 batch), and an L-BFGS that keeps each image's history and line search its own
 (style_engine.batched_lbfgs). Images evaluate together in one VGG forward/backward.
@@ -19,34 +19,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from PIL import Image
 
-from style_engine import color
 from style_engine.batched_lbfgs import minimize
-from style_engine.compiled_objective import TERMS, BatchObjective, Compiler, default_compiler, objective_for
+from style_engine.compiled_objective import BatchObjective, Compiler, default_compiler, objective_for, term_names
 from style_engine.device import resolve_device
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.gatys import (
+from style_engine.gatys_objective import (
     FIRST_STEP,
+    Level,
+    Objective,
     StepCallback,
     StyleResult,
     StyleTargetCache,
-    _check_inputs,
-    _initial_image,
-    _Level,
-    _metrics,
-    _Objective,
-    _ratio_metrics,
-    _resize,
+    check_inputs,
+    finish,
+    initial_image,
     level_budgets,
     level_sizes,
+    level_start,
     resolve_precision,
 )
-from style_engine.images import long_side_size, tensor_to_image
+from style_engine.images import long_side_size
 from style_engine.memory import available_bytes, batch_capacity, ensure_fits, gatys_bytes_per_image
-from style_engine.params import GatysParams, multiscale_enabled
+from style_engine.params import GatysParams
 from style_engine.vgg import VGGFeatures
 
 
@@ -61,9 +60,8 @@ class ItemOutcome:
 
 def batchable(params: GatysParams) -> bool:
     """Whether jobs with these parameters can share an optimization: L-BFGS from content, noise or
-    style, at one scale. Coarse-to-fine levels also carry the coarser levels' style terms, which the
-    batched objective does not compute yet, so those jobs run alone rather than optimize another objective."""
-    return params.optimizer == "lbfgs" and params.init != "image" and not multiscale_enabled(params)
+    style (an init image is one job's own). Coarse-to-fine jobs batch level by level."""
+    return params.optimizer == "lbfgs" and params.init != "image"
 
 
 def stylize_batch(
@@ -88,10 +86,9 @@ def stylize_batch(
     the images per optimization (default: what the free memory holds); ``compiler`` replaces
     ``torch.compile`` (tests force a failure with it).
     """
-    blend = _check_inputs(styles, style_weights, style_keys, params, None)
+    blend = check_inputs(styles, style_weights, style_keys, params, None)
     if not batchable(params):
-        raise InvalidInputError("batched gatys: needs optimizer 'lbfgs', an init other than 'image' and one scale "
-                                "(multiscale off, or a size at which it is off by default)")
+        raise InvalidInputError("batched gatys: needs optimizer 'lbfgs' and an init other than 'image'")
     callbacks = list(on_steps) if on_steps is not None else [None] * len(contents)
     if len(callbacks) != len(contents):
         raise InvalidInputError(f"batched gatys: {len(callbacks)} progress callbacks for {len(contents)} contents")
@@ -165,10 +162,10 @@ class _BatchRun:
         """One optimization of ``rows`` (same shape); fills their outcomes. OOM propagates (the caller splits)."""
         started = time.perf_counter()
         members: list[int] = []
-        objectives: dict[int, _Objective] = {}
+        objectives: dict[int, Objective] = {}
         for row in rows:
             try:
-                objectives[row] = _Objective(self.vgg, self.params, contents[row], self.styles, self.blend,
+                objectives[row] = Objective(self.vgg, self.params, contents[row], self.styles, self.blend,
                                              self.style_keys, self.cache)
                 members.append(row)
             except (InvalidInputError, OptimizationError) as exc:
@@ -176,27 +173,24 @@ class _BatchRun:
         if not members:
             return
         sizes = level_sizes(self.params)
-        levels = {row: [_Level(objectives[row], size) for size in sizes] for row in members}
+        levels = {row: _levels(objectives[row], sizes) for row in members}
         finals = [levels[row][-1] for row in members]
-        x = torch.cat([_initial_image(self.params, levels[row][-1], self.styles, None, objectives[row]) for row in members])
+        x = torch.cat([initial_image(self.params, levels[row][-1], self.styles, None, objectives[row]) for row in members])
         stopped: dict[int, BaseException] = {}
         done = 0
         best_terms: list[list[float] | None] = [None] * len(members)
         initial: list[list[float] | None] = [None] * len(members)
-        objective = self._objective(finals, x)
         if len(sizes) > 1:  # multi-scale starts below the final size: measure the init on the final objective
-            initial = objective(x, *_stacked_targets(finals))[0].cpu().double().tolist()
-        previous = None
+            final_objective = self._objective(finals, x)
+            initial = final_objective(x, *_stacked_targets(finals))[0].cpu().double().tolist()
+        previous: torch.Tensor | None = None
         for depth, budget in enumerate(level_budgets(self.params.iterations, len(sizes))):
             level_group = [levels[row][depth] for row in members]
             work = torch.cat([level.content_work for level in level_group])
-            if previous is not None:
-                x = (work + _resize(x - torch.cat([level.content_work for level in previous]), level_group[0].shape)).clamp(0, 1)
-            elif x.shape[-2:] != level_group[0].shape:
-                x = _resize(x, level_group[0].shape).clamp(0, 1)
+            x = level_start(x, work, previous)
             objective = self._objective(level_group, x)
             targets = _stacked_targets(level_group)
-            on_round = self._reporter(members, callbacks, stopped, done)
+            on_round = self._reporter(members, callbacks, stopped, done, objective.names)
             outcome = minimize(lambda points: objective(points, *targets), x, budget,
                                history=self.params.lbfgs_history, first_step=FIRST_STEP, on_round=on_round)
             self._note_compile_fallback(objective, members, outcomes)
@@ -208,25 +202,27 @@ class _BatchRun:
                 best_terms[position] = outcome.best_terms[position] or best_terms[position]
                 initial[position] = initial[position] or outcome.first_terms[position]
             done += max(outcome.evaluations, default=0)
-            previous = level_group
+            previous = work
         seconds = (time.perf_counter() - started) / len(members)
+        names = term_names(len(sizes) - 1)
         for position, row in enumerate(members):
             if row in stopped:
                 outcomes[row].error = stopped[row]
                 continue
-            outcomes[row].result = self._result(finals[position], x[position:position + 1], best_terms[position],
+            outcomes[row].result = self._result(finals[position], x[position:position + 1], names, best_terms[position],
                                                 initial[position], done, seconds, objectives[row].cache_hit)
 
-    def _objective(self, levels: list[_Level], x: torch.Tensor) -> BatchObjective:
+    def _objective(self, levels: list[Level], x: torch.Tensor) -> BatchObjective:
         objective = levels[0].objective
-        key = (str(self.device), tuple(x.shape), self.layers, self.vgg.weights_sha256, self.params.pooling,
+        coarse_shapes = tuple(level.shape for level in levels[0].coarser)
+        key = (str(self.device), tuple(x.shape), coarse_shapes, self.layers, self.vgg.weights_sha256, self.params.pooling,
                self.precision, tuple(sorted(objective.weights.items())), self.compiler)
         return objective_for(key, lambda: VGGFeatures(self.weights, self.layers, self.params.pooling, self.device,
                                                       self.precision),
-                             objective.weights, self.compiler)
+                             objective.weights, self.compiler, coarse_shapes)
 
     def _reporter(self, members: list[int], callbacks: list[StepCallback | None], stopped: dict[int, BaseException],
-                  offset: int) -> Callable[[torch.Tensor, list[bool]], set[int]]:
+                  offset: int, names: tuple[str, ...]) -> Callable[[torch.Tensor, list[bool]], set[int]]:
         """Per-image progress callbacks after each round; an image whose callback raises stops alone."""
         counts = [0] * len(members)
         total = self.params.iterations
@@ -244,7 +240,7 @@ class _BatchRun:
                 if callback is None:
                     continue
                 try:
-                    callback(offset + counts[position], total, dict(zip(TERMS, terms[position].tolist())))
+                    callback(offset + counts[position], total, dict(zip(names, terms[position].tolist())))
                 except Exception as exc:  # a lost lease, a stop request: this image's job ends, the batch goes on
                     stopped[row] = exc
                     stop.add(position)
@@ -259,38 +255,36 @@ class _BatchRun:
                 if objective.fallback not in outcomes[row].warnings:
                     outcomes[row].warnings.append(objective.fallback)
 
-    def _result(self, final: _Level, x: torch.Tensor, best: list[float] | None, first: list[float] | None,
-                iterations: int, seconds: float, cache_hit: bool) -> StyleResult:
+    def _result(self, final: Level, x: torch.Tensor, names: tuple[str, ...], best: list[float] | None,
+                first: list[float] | None, iterations: int, seconds: float, cache_hit: bool) -> StyleResult:
         assert best is not None and first is not None
-        rgb = final.to_rgb(x)
-        if self.params.preserve_color == "luminance":
-            rgb = color.recombine_luminance(rgb, final.content_rgb)
-        image = tensor_to_image(rgb)
-        losses, initial_losses = dict(zip(TERMS, best)), dict(zip(TERMS, first))
-        return StyleResult(
-            image=image,
-            losses=losses,
-            initial_losses=initial_losses,
-            iterations=iterations,
-            seconds=seconds,
-            cache_hit=cache_hit,
-            metrics=_metrics(image, final.content_rgb, initial_losses, losses) | _ratio_metrics(final.layer_ratios(x)),
-            device=str(self.device),
-            weights_source=self.vgg.weights_source,
-            weights_sha256=self.vgg.weights_sha256,
-            precision=self.precision,
-        )
+        return finish(final, x, dict(zip(names, best)), dict(zip(names, first)), iterations, seconds, cache_hit)
 
 
-def _stacked_targets(levels: list[_Level]) -> tuple[dict[str, torch.Tensor], ...]:
-    """Content features, style Grams and style layer weights (each photo's own under layer balance)
-    of a level's images, stacked along a batch dimension."""
+def _levels(objective: Objective, sizes: list[int]) -> list[Level]:
+    """One job's levels, coarse to fine, each keeping the coarser ones (for their style terms)."""
+    levels: list[Level] = []
+    for size in sizes:
+        levels.append(Level(objective, size, coarser=tuple(levels)))
+    return levels
+
+
+def _stacked_targets(levels: list[Level]) -> tuple[Any, ...]:
+    """What :func:`style_engine.compiled_objective.batch_terms` takes after the images, for one level of
+    each image: content features, style Grams and style layer weights (each photo's own under layer
+    balance), stacked along a batch dimension; then the same Grams and weights of each coarser level."""
     content = {name: torch.cat([level.content_targets[name] for level in levels]) for name in levels[0].content_targets}
-    style = {name: torch.stack([level.style_targets[name] for level in levels]) for name in levels[0].style_targets}
+    style, layer_weights = _stacked_style(levels)
+    coarse = [_stacked_style([level.coarser[depth] for level in levels]) for depth in range(len(levels[0].coarser))]
+    return (content, style, layer_weights, tuple(grams for grams, _ in coarse), tuple(weights for _, weights in coarse))
+
+
+def _stacked_style(levels: list[Level]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     device = levels[0].content_rgb.device
-    layer_weights = {name: torch.tensor([level.layer_weights[name] for level in levels], device=device)
-                     for name in levels[0].style_targets}
-    return content, style, layer_weights
+    grams = {name: torch.stack([level.style_targets[name] for level in levels]) for name in levels[0].style_targets}
+    weights = {name: torch.tensor([level.layer_weights[name] for level in levels], device=device)
+               for name in levels[0].style_targets}
+    return grams, weights
 
 
 def images_per_batch(params: GatysParams, device: str | torch.device) -> int:

@@ -1,7 +1,7 @@
 """The Gatys objective over a batch of images, with its gradient: eager, or compiled and cached.
 
 A batch evaluation is one VGG forward/backward over B images; the per-image terms are
-:func:`style_engine.gatys.weighted_terms` mapped over the batch with ``torch.func.vmap``, so the
+:func:`style_engine.gatys_objective.weighted_terms` mapped over the batch with ``torch.func.vmap``, so the
 batched objective is, image for image, the one a job optimizes alone.
 
 Compiling (``torch.compile``; on CUDA with CUDA graphs, ``mode="reduce-overhead"``) removes the
@@ -22,10 +22,11 @@ from functools import cache, partial
 
 import torch
 
-from style_engine.gatys import weighted_terms
+from style_engine.gatys_objective import resize, weighted_style, weighted_terms
 from style_engine.vgg import VGGFeatures
 
 TERMS = ("total", "content", "style", "tv")
+COARSE_TERM = "coarse_style"
 MAX_CACHED = 16  # distinct shapes a worker keeps compiled; a nightly gallery sees a handful
 
 Targets = Mapping[str, torch.Tensor]
@@ -36,15 +37,22 @@ logger = logging.getLogger(__name__)
 def batch_terms(
     vgg: VGGFeatures,
     weights: Mapping[str, float],
+    coarse_shapes: tuple[tuple[int, int], ...],
     x: torch.Tensor,
     content_targets: Targets,
     style_targets: Targets,
     layer_weights: Targets,
+    coarse_targets: tuple[Targets, ...] = (),
+    coarse_layer_weights: tuple[Targets, ...] = (),
 ) -> torch.Tensor:
-    """Terms (B, 4): total, content, style, tv of each image of ``x`` (B, C, H, W; C = 1 for luminance).
+    """Terms of each image of ``x`` (B, C, H, W; C = 1 for luminance): (B, 4) total, content, style,
+    tv; and a fifth, coarse_style, when ``coarse_shapes`` is not empty.
 
     Targets carry a leading batch dimension: content features (B, C, h, w), Grams (B, C, C), and
-    style layer weights (B,) per layer: with layer balance each photo has its own.
+    style layer weights (B,) per layer: with layer balance each photo has its own. A coarse-to-fine
+    level also keeps the coarser levels' style terms, on the image scaled down to each coarser
+    shape (``coarse_targets[k]``, ``coarse_layer_weights[k]`` for ``coarse_shapes[k]``), averaged,
+    as :meth:`style_engine.gatys_objective.Level.losses` does for one image.
     """
     rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     features = vgg(rgb)
@@ -61,7 +69,23 @@ def batch_terms(
         values = torch.stack([value for _, value in terms])
         return torch.cat([values.sum().unsqueeze(0), values])
 
-    return torch.func.vmap(one)(x, features, dict(content_targets), dict(style_targets), dict(layer_weights))
+    terms = torch.func.vmap(one)(x, features, dict(content_targets), dict(style_targets), dict(layer_weights))
+    if not coarse_shapes:
+        return terms
+
+    def coarse_one(feats: Targets, style: Targets, layers: Targets) -> torch.Tensor:
+        return weighted_style({name: value.unsqueeze(0) for name, value in feats.items()}, style, weights, layers)
+
+    coarse = torch.stack([
+        torch.func.vmap(coarse_one)(vgg(resize(rgb, shape)), dict(grams), dict(layers))
+        for shape, grams, layers in zip(coarse_shapes, coarse_targets, coarse_layer_weights)
+    ]).mean(0)
+    return torch.cat([terms[:, :1] + coarse[:, None], terms[:, 1:], coarse[:, None]], dim=1)
+
+
+def term_names(coarse_levels: int) -> tuple[str, ...]:
+    """The names of :func:`batch_terms`' columns, as the single-image engine reports them."""
+    return TERMS + (COARSE_TERM,) if coarse_levels else TERMS
 
 
 @cache
@@ -77,18 +101,21 @@ def default_compiler(device_type: str) -> Compiler:
 class BatchObjective:
     """Value and gradient of the batched objective; compiled when asked, eager after a compile failure."""
 
-    def __init__(self, vgg: VGGFeatures, weights: Mapping[str, float], compiler: Compiler | None) -> None:
+    def __init__(self, vgg: VGGFeatures, weights: Mapping[str, float], compiler: Compiler | None,
+                 coarse_shapes: tuple[tuple[int, int], ...] = ()) -> None:
         self.device = vgg.device
-        self._eager = partial(batch_terms, vgg, dict(weights))
+        self.names = term_names(len(coarse_shapes))
+        self._eager = partial(batch_terms, vgg, dict(weights), coarse_shapes)
         self._function = compiler(self._eager) if compiler is not None else self._eager
         self.compiled = compiler is not None
         self.fallback: str | None = None  # why a compiled objective runs eager, for the run log
         self._lock = threading.Lock()  # one batch at a time per compiled graph (CUDA graphs are not reentrant)
 
-    def __call__(self, x: torch.Tensor, content_targets: Targets, style_targets: Targets,
-                 layer_weights: Targets) -> tuple[torch.Tensor, torch.Tensor]:
-        """Terms (B, 4) and the gradient of each image's total loss with respect to its pixels."""
-        targets = (content_targets, style_targets, layer_weights)
+    def __call__(self, x: torch.Tensor, *targets: Targets | tuple[Targets, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Terms (B, len(names)) and the gradient of each image's total loss with respect to its pixels.
+
+        ``targets``: what :func:`batch_terms` takes after ``x``.
+        """
         with self._lock:
             if self.compiled:
                 try:
@@ -112,7 +139,7 @@ class BatchObjective:
         self._function = self._eager
 
     def _value_and_grad(self, function: Callable[..., torch.Tensor], x: torch.Tensor,
-                        *targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+                        *targets: Targets | tuple[Targets, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
         if self.compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
@@ -131,6 +158,7 @@ def objective_for(
     build_vgg: Callable[[], VGGFeatures],
     weights: Mapping[str, float],
     compiler: Compiler | None,
+    coarse_shapes: tuple[tuple[int, int], ...] = (),
 ) -> BatchObjective:
     """The process's objective for ``key`` (device, shape, layers, weights ...), built on first use.
 
@@ -142,7 +170,7 @@ def objective_for(
         if objective is None:
             while len(_cache) >= MAX_CACHED:
                 _cache.pop(next(iter(_cache)))
-            objective = _cache[key] = BatchObjective(build_vgg(), weights, compiler)
+            objective = _cache[key] = BatchObjective(build_vgg(), weights, compiler, coarse_shapes)
         return objective
 
 

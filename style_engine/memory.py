@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from style_engine.errors import InvalidInputError
+from style_engine.gatys_objective import level_sizes
 from style_engine.params import GatysParams
 from style_engine.vgg import LAYER_NAMES
 
@@ -39,11 +40,17 @@ def activation_elements_per_pixel(layers: Sequence[str]) -> float:
     return total
 
 
-def bytes_per_image(height: int, width: int, channels: int, layers: Sequence[str], precision: str, history: int) -> int:
-    """Estimated peak bytes one image adds to an optimization at ``height`` x ``width``."""
-    pixels = height * width
+def bytes_per_image(height: int, width: int, channels: int, layers: Sequence[str], precision: str, history: int,
+                    coarse_levels: int = 0) -> int:
+    """Estimated peak bytes one image adds to an optimization at ``height`` x ``width``.
+
+    The final level of a coarse-to-fine run also runs VGG on the image scaled down to each of its
+    ``coarse_levels`` (half, quarter ... the size: a quarter, a sixteenth ... of the activations).
+    """
+    pixels = height * width * (1 + sum(4.0**-k for k in range(1, coarse_levels + 1)))
     element = 2 if precision == "bf16" else 4
     activations = ACTIVATION_FACTOR * activation_elements_per_pixel(layers) * element * pixels
+    pixels = height * width
     optimizer = (2 * history + PIXEL_VECTORS) * channels * 4 * pixels
     return int(activations + optimizer)
 
@@ -52,7 +59,7 @@ def gatys_bytes_per_image(params: GatysParams, shape: tuple[int, int], precision
     """:func:`bytes_per_image` for a Gatys job at ``shape`` (height, width) with ``params``."""
     channels = 1 if params.preserve_color == "luminance" else 3
     layers = tuple(params.content_layers) + tuple(params.style_layers)
-    return bytes_per_image(*shape, channels, layers, precision, params.lbfgs_history)
+    return bytes_per_image(*shape, channels, layers, precision, params.lbfgs_history, len(level_sizes(params)) - 1)
 
 
 def available_bytes(device: torch.device) -> int:

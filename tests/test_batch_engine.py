@@ -155,10 +155,19 @@ def test_the_memory_check_names_size_and_need() -> None:
     ensure_fits(2048, (1536, 2048), int(14.5 * GIB), 16 * GIB, torch.device("cuda"))
 
 
-def test_coarse_to_fine_jobs_are_not_batched(contents: list[Image.Image], style: Image.Image) -> None:
-    """Above the multi-scale threshold a job's levels carry coarse style terms the batched objective
-    lacks: such jobs run alone (the gallery plans them as single units) instead of optimizing another objective."""
-    assert not batchable(GatysParams(size=1024))
-    assert batchable(GatysParams(size=1024, multiscale=False)) and batchable(PARAMS)
-    with pytest.raises(InvalidInputError, match="one scale"):
-        stylize_batch(contents, [style], GatysParams(size=1024, iterations=1))
+def test_a_coarse_to_fine_batch_matches_each_job_alone(style: Image.Image) -> None:
+    """Coarse-to-fine jobs (the default above 724 px) batch level by level: at the final size each
+    image keeps its coarser level's style term, as the same job alone does (issue 11)."""
+    params = GatysParams(size=128, iterations=8, multiscale=True)  # levels 64 and 128 px
+    contents = [Image.fromarray(p).resize((128, 128), Image.Resampling.LANCZOS) for p in (data.astronaut(), data.coffee())]
+    steps: list[int] = []
+    outcomes = stylize_batch(contents, [style], params, on_steps=[lambda i, n, _: steps.append(i), None])
+    for outcome, content in zip(outcomes, contents):
+        assert outcome.error is None and outcome.result is not None
+        solo = stylize(content, [style], params)
+        assert outcome.result.losses.keys() == solo.losses.keys() == {"total", "content", "style", "tv", "coarse_style"}
+        assert outcome.result.losses["coarse_style"] > 0
+        assert_same_job(outcome.result, solo)
+        assert outcome.result.image.size == (128, 128)
+    assert steps == list(range(1, 9))  # one count over both levels, as alone
+    assert batchable(GatysParams(size=1024)) and not batchable(GatysParams(init="image"))
