@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/atelier demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit
