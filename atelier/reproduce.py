@@ -117,6 +117,7 @@ def open_reproduction_workshop(config: WorkshopConfig) -> Workshop:
 
 def plan_reproduction(workshop: Workshop, artwork_id: int) -> Plan:
     """Read the artwork's run and job, and compare its versions and weights with this machine's."""
+    from style_engine.params import recorded_params
     from tasks.job import weights_provenance
     from tasks.provenance import device_name, library_versions
 
@@ -131,7 +132,7 @@ def plan_reproduction(workshop: Workshop, artwork_id: int) -> Plan:
     if why_not:
         raise CannotReproduce(f"artwork {artwork_id}: {why_not}")
     # The run's recorded parameters, not the job's: they are what made these pixels.
-    spec = replace(spec, params=dict(run["params"]))
+    spec = replace(spec, params=recorded_params(spec.method, run["params"]))
     here = {**library_versions(), **weights_provenance(spec.method, workshop)}
     recorded = run["versions"] or {}
     mismatches = tuple(Difference(name, recorded.get(name), here.get(name)) for name in sorted(set(recorded) | set(here))

@@ -55,6 +55,10 @@ class MethodParams:
     """Shared (de)serialization: canonical dicts out, strict validation in."""
 
     method: ClassVar[str]
+    # Fields added after runs were first recorded, with the value in effect before they existed.
+    # A Run's parameters are recorded whole, so a record that lacks one of these was made that
+    # way, not with today's default (see :func:`recorded_params`).
+    predating: ClassVar[Mapping[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-safe (tuples become lists), defaults included."""
@@ -127,6 +131,7 @@ class GatysParams(MethodParams):
     """
 
     method: ClassVar[str] = "gatys"
+    predating: ClassVar[Mapping[str, Any]] = {"balance_layers": False}
 
     size: int = 512
     iterations: int = 300
@@ -219,6 +224,16 @@ class NoopParams(MethodParams):
 
 
 METHOD_PARAMS: dict[str, type[MethodParams]] = {"gatys": GatysParams, "noop": NoopParams}
+
+
+def recorded_params(method: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A Run's recorded parameters, completed with the values in effect before a field existed.
+
+    Reproducing a run made before layer balance must optimize the unbalanced objective it ran,
+    not today's default; a parameter given to a new job keeps today's default when left out.
+    """
+    cls = METHOD_PARAMS.get(method)
+    return {**(cls.predating if cls is not None else {}), **data}
 
 
 def parse_params(method: str, data: Mapping[str, Any] | MethodParams | None) -> MethodParams:

@@ -81,6 +81,30 @@ def test_other_parameters_are_not_identical(gatys_artwork, tmp_path: Path) -> No
     assert "losses.total: recorded" in result.output  # the metric differences are reported
 
 
+def test_a_run_recorded_before_layer_balance_reproduces_unbalanced(gatys_artwork, tmp_path: Path) -> None:
+    """Runs recorded before `balance_layers` existed lack the key: they ran the unbalanced objective,
+    and reproducing them with today's default (balanced) would give other pixels."""
+    from sqlalchemy import update
+
+    from db.models import Run
+
+    app, _ = gatys_artwork
+    app.cli("jobs", "add", "--content", "photo", "--style", "strokes", "--method", "gatys",
+            "--param", "size=48", "--param", "iterations=6", "--param", "balance_layers=false")
+    artwork_id = _run_pending_job(app)
+    with app.workshop().catalog.session() as session:
+        run = session.get(Run, 2)
+        assert run.params["balance_layers"] is False
+        before_balance = {key: value for key, value in run.params.items() if key != "balance_layers"}
+        session.execute(update(Run).where(Run.id == run.id).values(params=before_balance))
+    out = tmp_path / "again.png"
+
+    result = app.cli("reproduce", str(artwork_id), "-o", str(out))
+
+    assert "identical bytes" in result.output
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == _artwork_sha256(app, artwork_id)
+
+
 def test_version_and_weights_mismatches_are_named_before_the_run(gatys_artwork) -> None:
     from sqlalchemy import update
 
