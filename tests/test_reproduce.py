@@ -7,13 +7,13 @@ evaluations), then reproduces its artwork with the real CLI and compares sha256s
 from __future__ import annotations
 
 import hashlib
-import logging
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.images import draw_strokes, skimage_image
+from tests.fixtures.prefect import run_pending_job, tiny_gatys_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -21,29 +21,11 @@ TINY_ITN = ["--arch", "light", "--steps", "2", "--param", "crop=32", "--param", 
             "style_size=64", "--param", "checkpoint_every=2", "--param", "validate_every=2", "--param", "precision=fp32"]
 
 
-def _run_pending_job(app) -> int:
-    """Run the one pending job as a worker would; returns its artwork id."""
-    from db.claims import claim_jobs
-    from db.queries import Filters, list_artworks
-    from tasks.job import RunIds, perform_job
-
-    workshop = app.workshop()
-    [job_id] = claim_jobs(workshop.catalog, 1, workshop.worker, 600)
-    perform_job(workshop, job_id, RunIds(None, None), final_attempt=True, logger=logging.getLogger("test"))
-    with workshop.catalog.reader() as session:
-        return list_artworks(session, Filters(sort="-id", limit=1))[0]["id"]
-
-
 @pytest.fixture
 def gatys_artwork(atelier, tmp_path: Path) -> tuple[object, int]:
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
-    skimage_image("astronaut", 48).save(tmp_path / "photo.png")
-    draw_strokes(48, 48).save(tmp_path / "strokes.png")
-    app.cli("catalog", "add", str(tmp_path / "photo.png"), "--role", "content")
-    app.cli("catalog", "add", str(tmp_path / "strokes.png"), "--role", "style")
-    app.cli("jobs", "add", "--content", "photo", "--style", "strokes", "--method", "gatys",
-            "--param", "size=48", "--param", "iterations=6")
-    return app, _run_pending_job(app)
+    tiny_gatys_job(app, tmp_path, "iterations=6")
+    return app, run_pending_job(app)
 
 
 def _artwork_sha256(app, artwork_id: int) -> str:
@@ -91,7 +73,7 @@ def test_a_run_recorded_before_layer_balance_reproduces_unbalanced(gatys_artwork
     app, _ = gatys_artwork
     app.cli("jobs", "add", "--content", "photo", "--style", "strokes", "--method", "gatys",
             "--param", "size=48", "--param", "iterations=6", "--param", "balance_layers=false")
-    artwork_id = _run_pending_job(app)
+    artwork_id = run_pending_job(app)
     with app.workshop().catalog.session() as session:
         run = session.get(Run, 2)
         assert run.params["balance_layers"] is False
@@ -156,7 +138,7 @@ def test_itn_stylizing_with_a_stored_model_gives_identical_bytes(prefect_api, at
             "--preview", "photo.png", *TINY_ITN)
     app.cli("jobs", "add", "--content", "photo", "--style", "strokes", "--method", "itn",
             "--param", "model=tiny", "--param", "size=48")
-    artwork_id = _run_pending_job(app)
+    artwork_id = run_pending_job(app)
     out = tmp_path / "again.png"
 
     result = app.cli("reproduce", str(artwork_id), "-o", str(out))
