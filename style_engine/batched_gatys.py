@@ -6,8 +6,8 @@ cache), the same levels and budgets, the same objective (``weighted_terms`` mapp
 batch), and an L-BFGS that keeps each image's history and line search its own
 (style_engine.batched_lbfgs). Images evaluate together in one VGG forward/backward.
 
-Images batch only with images of the same pixel shape (contents of other aspect ratios run as
-their own batches), as many at once as the free memory holds. Each image's outcome is its own:
+Images batch only with images of the same pixel shapes at every level (contents of other aspect
+ratios run as their own batches), as many at once as the free memory holds. Each image's outcome is its own:
 a NaN, a failing progress callback (a lost lease, a stop request) or bad input fails that image
 only. An out-of-memory error halves the batch and runs the halves again; one image that does not
 fit fails alone. A size that cannot fit even alone is refused before any work, naming the size
@@ -98,11 +98,14 @@ def stylize_batch(
     run = _BatchRun(params, styles, blend, style_keys, target_device, precision, weights,
                     StyleTargetCache() if cache is None else cache, use_compiler)
     outcomes = [ItemOutcome() for _ in contents]
-    by_shape: dict[tuple[int, int], list[int]] = {}
+    # Images batch when every level's pixel shape agrees: two aspect ratios that round to one final
+    # shape can still round apart at a coarser level.
+    by_shapes: dict[tuple[tuple[int, int], ...], list[int]] = {}
     for index, content in enumerate(contents):
-        width, height = long_side_size(content.size, params.size)
-        by_shape.setdefault((height, width), []).append(index)
-    for shape, indices in by_shape.items():
+        shapes = tuple(long_side_size(content.size, size)[::-1] for size in level_sizes(params))
+        by_shapes.setdefault(shapes, []).append(index)
+    for shapes, indices in by_shapes.items():
+        shape = shapes[-1]
         per_image = gatys_bytes_per_image(params, shape, precision)
         available = available_bytes(target_device)
         try:

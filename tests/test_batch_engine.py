@@ -171,3 +171,13 @@ def test_a_coarse_to_fine_batch_matches_each_job_alone(style: Image.Image) -> No
         assert outcome.result.image.size == (128, 128)
     assert steps == list(range(1, 9))  # one count over both levels, as alone
     assert batchable(GatysParams(size=1024)) and not batchable(GatysParams(init="image"))
+
+
+def test_contents_whose_shapes_agree_only_at_the_final_size_run_apart(style: Image.Image) -> None:
+    """320x242 and 320x243 both give 128x97 at 128 px, but 64x48 and 64x49 at the 64 px level."""
+    params = GatysParams(size=128, iterations=4, multiscale=True)
+    photo = Image.fromarray(data.astronaut())
+    contents = [photo.resize((320, 242)), photo.resize((320, 243))]
+    outcomes = stylize_batch(contents, [style], params)
+    assert [outcome.error for outcome in outcomes] == [None, None]
+    assert [outcome.result.image.size for outcome in outcomes] == [(128, 97), (128, 97)]
