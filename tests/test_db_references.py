@@ -28,7 +28,10 @@ def test_references_match_what_a_user_types(catalog):
     with catalog.reader() as session:
         for typed, expected in (("starry-night", night), ("STARRY NIGHT", night), ("vangogh_starry_night.png", night),
                                 ("tuebingen", tuebingen), ("neckar", tuebingen), ("wheat", wheat),
-                                ("the starry", night)):
+                                ("the starry", night),
+                                # the path a user just gave to `catalog add` names its file
+                                ("../shared/data/style/vangogh_starry_night.png", night),
+                                ("/home/me/photos/Tuebingen-Neckarfront.png", tuebingen)):
             assert find_image(session, typed).id == expected, typed
 
 
