@@ -109,8 +109,8 @@ def find_image(session: Session, ref: str | int, *, role: str | None = None) -> 
     In order: an id; a sha256 or a unique prefix of it (6+ hex digits); then the title or
     original file name, matched case-insensitively with `-`, `_` and spaces alike and the
     file's suffix optional: exactly, then as a prefix, then as a substring; a path is also
-    tried by its file name. The first step that finds anything decides; several candidates there (of `role`, when given and some
-    have it) are an error that names them.
+    tried by its file name. The first step that finds anything decides; several candidates
+    there (of `role`, when given and some have it) are an error that names them.
     """
     text = str(ref).strip()
     if text.isdigit() and 1 <= int(text) <= MAX_ID:
@@ -123,8 +123,9 @@ def find_image(session: Session, ref: str | int, *, role: str | None = None) -> 
             return _one(text, by_sha, role)
     # A path (the one just given to `catalog add`, say) names its file: match its file name too.
     file_name = re.split(r"[\\/]", text.rstrip("/\\"))[-1]
-    for wanted in dict.fromkeys(key for key in (_name_key(text), _name_key(file_name)) if key):
-        names = session.execute(select(Image.id, Image.title, Image.source_name, Image.role)).all()
+    wanted_keys = list(dict.fromkeys(key for key in (_name_key(text), _name_key(file_name)) if key))
+    names = session.execute(select(Image.id, Image.title, Image.source_name, Image.role)).all() if wanted_keys else []
+    for wanted in wanted_keys:
         for matches in (_exact, _prefix, _substring):
             ids = [row.id for row in names if any(matches(key, wanted) for key in _keys(row.title, row.source_name))]
             if ids:

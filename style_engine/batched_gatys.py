@@ -35,6 +35,7 @@ from style_engine.gatys_objective import (
     StepCallback,
     StyleResult,
     StyleTargetCache,
+    build_levels,
     check_inputs,
     finish,
     initial_image,
@@ -176,7 +177,7 @@ class _BatchRun:
         if not members:
             return
         sizes = level_sizes(self.params)
-        levels = {row: _levels(objectives[row], sizes) for row in members}
+        levels = {row: build_levels(objectives[row]) for row in members}
         finals = [levels[row][-1] for row in members]
         x = torch.cat([initial_image(self.params, levels[row][-1], self.styles, None, objectives[row]) for row in members])
         stopped: dict[int, BaseException] = {}
@@ -262,14 +263,6 @@ class _BatchRun:
                 first: list[float] | None, iterations: int, seconds: float, cache_hit: bool) -> StyleResult:
         assert best is not None and first is not None
         return finish(final, x, dict(zip(names, best)), dict(zip(names, first)), iterations, seconds, cache_hit)
-
-
-def _levels(objective: Objective, sizes: list[int]) -> list[Level]:
-    """One job's levels, coarse to fine, each keeping the coarser ones (for their style terms)."""
-    levels: list[Level] = []
-    for size in sizes:
-        levels.append(Level(objective, size, coarser=tuple(levels)))
-    return levels
 
 
 def _stacked_targets(levels: list[Level]) -> tuple[Any, ...]:

@@ -29,11 +29,11 @@ from style_engine.gatys_objective import (
     StepCallback,
     StyleResult,
     StyleTargetCache,
+    build_levels,
     check_inputs,
     finish,
     initial_image,
     level_budgets,
-    level_sizes,
     level_start,
     resolve_precision,
 )
@@ -86,10 +86,7 @@ def stylize(
     cache = StyleTargetCache() if cache is None else cache  # an empty cache is falsy
     objective = Objective(vgg, params, content, styles, blend, style_keys, cache)
 
-    sizes = level_sizes(params)
-    levels: list[Level] = []
-    for size in sizes:
-        levels.append(Level(objective, size, extra_term if size == sizes[-1] else None, coarser=tuple(levels)))
+    levels = build_levels(objective, extra_term)
     budgets = level_budgets(params.iterations, len(levels))
     final = levels[-1]
     x = initial_image(params, final, styles, init_image, objective)

@@ -318,6 +318,16 @@ class Level:
         return {name: float(d) / self.photo_distances[name] if self.photo_distances[name] > 0 else float("nan")
                 for name, d in distances.items()}
 
+def build_levels(objective: Objective, extra: ExtraTerm | None = None) -> list[Level]:
+    """A job's levels, coarse to fine (:func:`level_sizes`), each keeping the coarser ones for their
+    style terms; ``extra`` joins the final level only."""
+    sizes = level_sizes(objective.params)
+    levels: list[Level] = []
+    for size in sizes:
+        levels.append(Level(objective, size, extra if size == sizes[-1] else None, coarser=tuple(levels)))
+    return levels
+
+
 def weighted_terms(
     features: Mapping[str, torch.Tensor],
     x: torch.Tensor,

@@ -47,10 +47,10 @@ def bytes_per_image(height: int, width: int, channels: int, layers: Sequence[str
     The final level of a coarse-to-fine run also runs VGG on the image scaled down to each of its
     ``coarse_levels`` (half, quarter ... the size: a quarter, a sixteenth ... of the activations).
     """
-    pixels = height * width * (1 + sum(4.0**-k for k in range(1, coarse_levels + 1)))
-    element = 2 if precision == "bf16" else 4
-    activations = ACTIVATION_FACTOR * activation_elements_per_pixel(layers) * element * pixels
     pixels = height * width
+    seen_by_vgg = pixels * (1 + sum(4.0**-k for k in range(1, coarse_levels + 1)))
+    element = 2 if precision == "bf16" else 4
+    activations = ACTIVATION_FACTOR * activation_elements_per_pixel(layers) * element * seen_by_vgg
     optimizer = (2 * history + PIXEL_VECTORS) * channels * 4 * pixels
     return int(activations + optimizer)
 
