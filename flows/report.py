@@ -20,6 +20,7 @@ catalog id, which stay valid as long as the catalog does.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -155,6 +156,9 @@ FIXES = {
                          "(`atelier jobs add ... --param style_weight=...`)",
     "LeaseExpired": "its worker died; `atelier jobs rerun-failed --job {job}` runs it again",
 }
+# Errors about what an input holds (e.g. "frame range ... is outside the clip"): the input was read and
+# refused, so its words are the reason. Any other error quoting an input's key is about the stored copy.
+INPUT_ERRORS = frozenset({"InvalidInputError"})
 DEFAULT_FIX = "see `atelier jobs show {job}` (with the traceback); rerun with `atelier jobs rerun-failed --job {job}`"
 
 
@@ -163,10 +167,14 @@ def explain_failure(line: JobLine) -> tuple[str, str]:
     store keys that errors quote, and one on how to fix it."""
     reason = line.error or line.status
     for role, image_id, title, sha256 in line.inputs:
-        if sha256 and sha256 in reason:
+        if not sha256 or sha256 not in reason:
+            continue
+        if line.error_type in INPUT_ERRORS:  # keep why, naming the input by its title instead of its key
+            reason = re.sub(rf"[^\s()]*{sha256}[^\s():]*", title, reason)
+        else:
             reason = f"{line.error_type}: the stored original of {role} image {image_id} ({title}) is "
             reason += "corrupt" if line.error_type == "ChecksumMismatch" else "missing or unreadable"
-            break
+        break
     if line.status == JobStatus.CANCELLED:
         return reason, f"it was cancelled; `atelier jobs cancel {line.job_id} --undo` makes it pending again"
     return display_text(reason, 300), FIXES.get(line.error_type or "", DEFAULT_FIX).format(job=line.job_id)

@@ -32,3 +32,21 @@ def test_a_corrupt_style_is_one_line_naming_the_image_and_the_fix(prefect_api, a
 
     verbose = app.cli("jobs", "rerun-failed", "--verbose", expect=1)
     assert "Traceback" in verbose.output
+
+
+@pytest.mark.unit
+def test_a_refused_input_keeps_its_reason_naming_the_input_by_title():
+    """A clip that the store returned intact but whose frames a job cannot have: the line says
+    so, instead of blaming the stored original (issue 21)."""
+    from flows.report import JobLine, explain_failure
+
+    sha = "ab" * 32
+    error = (f"video 3 (file:///srv/store/objects/ab/{sha}.mp4): frame range 0..8 is outside the clip "
+             "(frames 0..5)")
+    line = JobLine(7, "failed", "video", 64, "squirrel", "starry", None, None, None, error,
+                   error_type="InvalidInputError", inputs=(("content", 3, "squirrel", sha),))
+
+    reason, fix = explain_failure(line)
+
+    assert reason == "video 3 (squirrel): frame range 0..8 is outside the clip (frames 0..5)"
+    assert "jobs add" in fix

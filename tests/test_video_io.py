@@ -10,7 +10,7 @@ from PIL import Image
 
 from style_engine.errors import InvalidInputError
 from tasks.video_io import frame_size, poster, preview_webp, probe_video, read_frames, write_mp4
-from tests.video_clips import corrupt_clip, panning_frames, write_clip, write_empty_clip
+from tests.video_clips import corrupt_clip, panning_frames, write_clip, write_cut_in_half, write_empty_clip
 
 pytestmark = pytest.mark.unit
 
@@ -69,13 +69,14 @@ def _saved(path: Path, save) -> Path:  # noqa: ANN001
         (lambda d: _saved(d / "notes.mp4", lambda p: p.write_text("hello")), "not a readable video"),
         (lambda d: _saved(d / "still.png", Image.new("RGB", (40, 40)).save), "a still image, not a video"),
         (lambda d: write_empty_clip(d / "empty.avi"), "zero frames"),
+        (lambda d: write_cut_in_half(d / "cut.mp4"), "damaged video: only the first"),
         (lambda d: corrupt_clip(write_clip(d / "ok.mp4", panning_frames(6)), d / "garbled.mp4"), "cannot decode"),
         (
             lambda d: write_clip(d / "vfr.mp4", panning_frames(6), pts_ms=[0, 100, 200, 450, 500, 900]),
             "variable frame rate",
         ),
     ],
-    ids=["not-a-video", "still-image", "zero-frames", "unreadable-codec", "variable-frame-rate"],
+    ids=["not-a-video", "still-image", "zero-frames", "faststart-cut-in-half", "unreadable-codec", "variable-frame-rate"],
 )
 def test_bad_videos_fail_with_one_line_naming_the_file(tmp_path: Path, make, message: str) -> None:
     path = make(tmp_path)
