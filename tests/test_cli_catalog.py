@@ -94,6 +94,24 @@ def test_catalog_add_restores_a_corrupted_original(cli, pictures, tmp_path):
         "status"] == "duplicate"
 
 
+def test_catalog_add_as_video_of_a_picture_names_the_real_problem(cli, pictures):
+    """Issue 21: a file that is not a video, given --role video, is not told to use --role video; a
+    picture already registered as content and renamed .mp4 is refused as not a video, not a duplicate."""
+    fake = pictures / "notes.mp4"
+    fake.write_text("not a clip")
+    refused = cli("catalog", "add", fake, "--role", "video", code=2)
+    assert "notes.mp4: not a readable video" in _error_line(refused)
+    assert "--role video" not in refused.stderr
+
+    image = _json(cli("catalog", "add", pictures / "content" / "city.png", "--role", "content", "--json"))[0]
+    renamed = pictures / "city.mp4"
+    renamed.write_bytes((pictures / "content" / "city.png").read_bytes())
+    clash = cli("catalog", "add", renamed, "--role", "video", code=2)
+    assert _error_line(clash) == (f"invalid: {renamed}: already in the catalog as content image {image['image_id']}, "
+                                  "and it is not a video (it is a picture)")
+    assert "duplicate" not in clash.stdout
+
+
 @pytest.fixture
 def gallery(cli, pictures):
     cli("catalog", "add", pictures / "content", "--role", "content", "--tag", "photo")

@@ -124,6 +124,8 @@ def _add_one(catalog: Catalog, store: ArtifactStore, path: Path, request: ImageR
     with catalog.reader() as session:
         existing = image_by_sha(session, sha256)
     if existing is not None:
+        if (existing.role == "video") != (request.role == "video"):
+            return AddOutcome(str(path), "invalid", existing.id, _role_clash(path, existing.role, existing.id))
         return _check_duplicate(catalog, store, path, data, existing)
     role = request.role
     try:
@@ -133,7 +135,8 @@ def _add_one(catalog: Catalog, store: ArtifactStore, path: Path, request: ImageR
             info = image_info(data, name=str(path), max_pixels=max_pixels)
             media = {"width": info.width, "height": info.height, "format": info.format}
     except InvalidInputError as exc:
-        hint = "; it looks like a video: add it with --role video" if path.suffix.lower() in VIDEO_SUFFIXES else ""
+        named_video = path.suffix.lower() in VIDEO_SUFFIXES
+        hint = "; it looks like a video: add it with --role video" if named_video and role != "video" else ""
         return AddOutcome(str(path), "invalid", message=f"{exc}{hint}")
     fmt = media["format"]
     stored = store.put_bytes(data, suffix=_FORMAT_SUFFIXES.get(fmt, f".{fmt.lower()}"))
@@ -149,6 +152,14 @@ def _add_one(catalog: Catalog, store: ArtifactStore, path: Path, request: ImageR
             described += f", {media['frames']} frames at {media['fps']:g} fps ({media['duration_s']:.1f} s)"
         outcome = AddOutcome(str(path), "added" if created else "duplicate", image.id, described)
     return outcome
+
+
+def _role_clash(path: Path, known_role: str, image_id: int) -> str:
+    """Known bytes asked for as the other kind (a picture as a video, or a video as a picture):
+    the same file cannot be both, whatever its name says."""
+    if known_role == "video":
+        return f"{path}: already in the catalog as video {image_id}; a video cannot be a content or style image"
+    return f"{path}: already in the catalog as {known_role} image {image_id}, and it is not a video (it is a picture)"
 
 
 def _video_media(path: Path) -> dict[str, object]:
