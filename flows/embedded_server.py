@@ -10,6 +10,12 @@ server. Prefect's own lookups reuse this instance (it keeps one server per port)
 The parent-death signal fires when the *thread* that started the child ends, so the
 server must be started from the main thread, before anything else asks for it (Prefect's
 log and event threads would otherwise start it from theirs).
+
+The server runs in a session of its own. A terminal's Ctrl-C (and a `kill` of the job's
+process group) signals every process of the foreground group: in ours, the server stopped at
+once while the flow, stopping cleanly, still had to report to it, and waited 30 s on it. Out
+of the group, it lives until the command ends (Prefect stops it at exit; the parent-death
+signal covers every other way out).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import signal
 import subprocess
 import threading
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -75,7 +82,7 @@ def _server_class() -> type:
 def _popen_dying_with(parent_pid: int) -> Any:
     libc_name = ctypes.util.find_library("c")
     if not libc_name or not hasattr(os, "fork"):
-        return subprocess.Popen  # not Linux: no parent-death signal to arm
+        return partial(subprocess.Popen, start_new_session=True)  # not Linux: no parent-death signal to arm
     libc = ctypes.CDLL(libc_name, use_errno=True)
 
     def arm() -> None:  # runs in the child between fork and exec
@@ -84,6 +91,6 @@ def _popen_dying_with(parent_pid: int) -> Any:
             os._exit(1)
 
     def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
-        return subprocess.Popen(*args, preexec_fn=arm, **kwargs)
+        return subprocess.Popen(*args, preexec_fn=arm, start_new_session=True, **kwargs)
 
     return popen

@@ -26,10 +26,15 @@ STOP_SECONDS = 15  # "within a few seconds", with room for a loaded 2-core machi
 class Command:
     """`atelier ARGS` in a subprocess, its output collected line by line as it comes."""
 
-    def __init__(self, cwd: Path, prefect_api: str, *args: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_api}
+    def __init__(self, cwd: Path, prefect_api: str | None, *args: str) -> None:
+        """`prefect_api` None: the embedded server the command starts itself (its home under `cwd`).
+        The command leads its own process group, as a shell's foreground job does."""
+        env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+        env.update(PYTHONPATH=str(REPO), **({"PREFECT_API_URL": prefect_api} if prefect_api else
+                                           {"PREFECT_HOME": str(cwd / "prefect-home")}))
         self.process = subprocess.Popen([sys.executable, "-c", "from atelier.cli import app; app()", *args],
-                                        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True).start()
 
@@ -47,10 +52,14 @@ class Command:
                 raise AssertionError(f"{'exited before' if exited else 'never'} {what}:\n{self.output}")
             time.sleep(0.2)
 
-    def stop(self, signum: int) -> tuple[int, float]:
-        """Send `signum`; the exit code and the seconds it took to exit."""
+    def stop(self, signum: int, *, group: bool = False) -> tuple[int, float]:
+        """Send `signum` to the command (or to its whole process group, as a terminal's Ctrl-C
+        does); the exit code and the seconds it took to exit."""
         started = time.monotonic()
-        self.process.send_signal(signum)
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
         try:
             code = self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -119,3 +128,28 @@ def test_a_second_ctrl_c_exits_at_once(prefect_api, atelier, tmp_path):
 
     assert code == 130 and seconds < 3, command.output
     assert "SIGINT again: exiting now" in command.output
+
+
+def test_ctrl_c_to_the_process_group_on_the_embedded_server_exits_within_seconds(atelier, tmp_path):
+    """Issue 21: a terminal signals the whole foreground group, the embedded Prefect server the
+    command started included. The server used to go first, and the flow then waited 30 s on it.
+    (SIGTERM to the group took the same path; one signal keeps this slow test to one server start.)"""
+    signum = signal.SIGINT
+    from db.models import Job
+    from tests.test_flows_killed import alive, children_of
+
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", host=HOST)
+    two_long_jobs(app, tmp_path)
+    command = Command(tmp_path, None, "gallery", "run")
+    command.wait_for(lambda: any(job.status == "running" for job in catalog_rows(app, Job)), "started a job",
+                     seconds=240)  # the embedded server starts first: slow under load
+    servers = children_of(command.process.pid)
+
+    code, seconds = command.stop(signum, group=True)
+
+    assert code == 130, command.output
+    assert seconds < STOP_SECONDS, command.output
+    assert "did not end within" not in command.output
+    assert "Traceback" not in command.output
+    assert [(job.status, job.claimed_by) for job in catalog_rows(app, Job)] == [("pending", None)] * 2
+    assert servers and not any(alive(pid) for pid in servers), "the embedded server outlived the command"
