@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
-from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+logger = logging.getLogger(__name__)
 
 
 def start_embedded_server() -> str | None:
@@ -64,33 +66,69 @@ def _server_class() -> type:
     from prefect.server.api import server as server_module
 
     class ServerDyingWithParent(server_module.SubprocessASGIServer):
-        """Prefect's ephemeral server, its process armed to die with ours."""
+        """Prefect's ephemeral server, its process armed to die with ours, its stderr relayed."""
 
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
             # Prefect's module spawns through `subprocess.Popen`; only that name, in that
             # module, for this one call, gets the parent-death signal added.
+            self.stopping = getattr(self, "stopping", None) or threading.Event()
             prefect_subprocess = server_module.subprocess
-            server_module.subprocess = SimpleNamespace(Popen=_popen_dying_with(os.getpid()))
+            server_module.subprocess = SimpleNamespace(Popen=_popen_dying_with(os.getpid(), self.stopping))
             try:
                 return super()._run_uvicorn_command()
             finally:
                 server_module.subprocess = prefect_subprocess
 
+        def stop(self) -> None:
+            if getattr(self, "stopping", None) is not None:
+                self.stopping.set()
+            super().stop()
+
     return ServerDyingWithParent
 
 
-def _popen_dying_with(parent_pid: int) -> Any:
+def _popen_dying_with(parent_pid: int, stopping: threading.Event) -> Any:
+    """`subprocess.Popen` for the server: its own session, the parent-death signal armed (on
+    Linux), and its stderr relayed by :func:`_relay_stderr`."""
     libc_name = ctypes.util.find_library("c")
-    if not libc_name or not hasattr(os, "fork"):
-        return partial(subprocess.Popen, start_new_session=True)  # not Linux: no parent-death signal to arm
-    libc = ctypes.CDLL(libc_name, use_errno=True)
+    arm = None
+    if libc_name and hasattr(os, "fork"):  # else not Linux: no parent-death signal to arm
+        libc = ctypes.CDLL(libc_name, use_errno=True)
 
-    def arm() -> None:  # runs in the child between fork and exec
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:  # the parent died before the signal was armed
-            os._exit(1)
+        def arm() -> None:  # runs in the child between fork and exec
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent_pid:  # the parent died before the signal was armed
+                os._exit(1)
 
     def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
-        return subprocess.Popen(*args, preexec_fn=arm, start_new_session=True, **kwargs)
+        # A raw descriptor, not PIPE: Prefect reads `process.stderr` itself when the start times out.
+        reading, writing = os.pipe()
+        try:
+            process = subprocess.Popen(*args, preexec_fn=arm, start_new_session=True, stderr=writing, **kwargs)
+        except BaseException:
+            os.close(reading)
+            raise
+        finally:
+            os.close(writing)
+        threading.Thread(target=_relay_stderr, args=(reading, stopping), name="prefect-server-stderr",
+                         daemon=True).start()
+        return process
 
     return popen
+
+
+def _relay_stderr(descriptor: int, stopping: threading.Event) -> None:
+    """The server's stderr on ours while it serves; once we stop it, to the debug log.
+
+    Stopped while its services were still writing (two commands sharing Prefect's SQLite
+    database make that likely), the server printed an aiosqlite CancelledError traceback after
+    a clean summary, which read as a crash. What it says while serving stays on the console.
+    """
+    with os.fdopen(descriptor, "rb") as lines:
+        for line in lines:
+            text = line.decode(errors="replace")
+            if stopping.is_set():
+                logger.debug("embedded Prefect server, stopping: %s", text.rstrip())
+            else:
+                sys.stderr.write(text)
+                sys.stderr.flush()
