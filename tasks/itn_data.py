@@ -13,6 +13,7 @@ sample spread over the clip is worth more than its first seconds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,56 +40,75 @@ def load_training_photos(workshop: Workshop, data: str, seed: int = 0) -> list[I
     """
     from style_engine.itn_train import usable
 
+    kept = [photo for photo in _source_photos(workshop, data, seed) if usable(photo)]
+    if not kept:
+        raise _nothing_usable(data)
+    return kept
+
+
+def check_training_data(workshop: Workshop, data: str) -> None:
+    """Refuse ``data`` as :func:`load_training_photos` would, reading only up to its first usable photo.
+
+    Run before a training job is created: a source without a usable photo then costs one line,
+    not a job that fails (and stays failed in the catalog) after the flow has started.
+    """
+    from style_engine.itn_train import usable
+
+    if not any(usable(photo) for photo in _source_photos(workshop, data, seed=0)):
+        raise _nothing_usable(data)
+
+
+def _nothing_usable(data: str) -> InvalidInputError:
+    return InvalidInputError(f"training data {data!r}: no usable image (photos must be at least 64 px on each side)")
+
+
+def _source_photos(workshop: Workshop, data: str, seed: int) -> Iterator[Image.Image]:
+    """The photos of ``data`` one at a time, usable or not."""
     if not data:
         raise InvalidInputError("itn-train job: parameter data (a photo folder, tag:NAME or video:REF) is required")
     kind, _, name = data.partition(":")
     if kind == "tag" and name:
-        photos = _tagged_photos(workshop, name)
-    elif kind == "video" and name:
-        photos = _video_frames(workshop, name, seed)
-    else:
-        photos = _folder_photos(Path(data), workshop.config.max_image_pixels)
-    kept = [photo for photo in photos if usable(photo)]
-    if not kept:
-        raise InvalidInputError(f"training data {data!r}: no usable image (photos must be at least 64 px on each side)")
-    return kept
+        return _tagged_photos(workshop, name)
+    if kind == "video" and name:
+        return _video_frames(workshop, name, seed)
+    return _folder_photos(Path(data), workshop.config.max_image_pixels)
 
 
-def _folder_photos(folder: Path, max_pixels: int) -> list[Image.Image]:
-    from style_engine.images import load_image
-
+def _folder_photos(folder: Path, max_pixels: int) -> Iterator[Image.Image]:
     if not folder.is_dir():
         raise InvalidInputError(f"training data {str(folder)!r}: not a folder (give a photo folder or tag:NAME)")
-    photos = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+    return _loaded(sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES), max_pixels)
+
+
+def _loaded(paths: list[Path], max_pixels: int) -> Iterator[Image.Image]:
+    from style_engine.images import load_image
+
+    for path in paths:
         try:
-            photos.append(load_image(path, max_pixels=max_pixels))
+            yield load_image(path, max_pixels=max_pixels)
         except InvalidInputError as exc:  # one bad file must not sink a folder of good ones; say so
             logger.warning("training data: skipping %s (%s)", path, exc)
-    return photos
 
 
-def _tagged_photos(workshop: Workshop, tag: str) -> list[Image.Image]:
+def _tagged_photos(workshop: Workshop, tag: str) -> Iterator[Image.Image]:
     from db.images import images_with_tag
     from db.models import ImageRole
     from style_engine.images import load_image
 
     with workshop.catalog.reader() as session:
         refs = [(image.id, image.uri, image.sha256) for image in images_with_tag(session, tag, role=ImageRole.CONTENT)]
-    return [
+    return (
         load_image(workshop.inputs.fetch(uri, sha), name=f"image {image_id}", max_pixels=workshop.config.max_image_pixels)
         for image_id, uri, sha in sorted(refs, key=lambda ref: ref[2])
-    ]
+    )
 
 
-def _video_frames(workshop: Workshop, selector: str, seed: int) -> list[Image.Image]:
-    """Frames of the catalog videos ``selector`` names (``tag:NAME`` or one video), sampled by ``seed``."""
-    from PIL import Image
-
+def _video_frames(workshop: Workshop, selector: str, seed: int) -> Iterator[Image.Image]:
+    """Frames of the catalog videos ``selector`` names (``tag:NAME`` or one video), sampled by ``seed``.
+    The selector is checked at once; the clips are read as the frames are asked for."""
     from db.errors import NotFound
     from db.images import find_image, images_with_tag
     from db.models import ImageRole
-    from tasks.video_io import probe_video, read_frames
 
     with workshop.catalog.reader() as session:
         if selector.startswith("tag:"):
@@ -101,15 +121,21 @@ def _video_frames(workshop: Workshop, selector: str, seed: int) -> list[Image.Im
             except NotFound as exc:
                 raise InvalidInputError(f"training data 'video:{selector}': {exc}") from None
         refs = sorted((video.sha256, video.id, video.uri) for video in videos)
-    frames = []
+    return _sampled_frames(workshop, refs, seed)
+
+
+def _sampled_frames(workshop: Workshop, refs: list[tuple[str, int, str]], seed: int) -> Iterator[Image.Image]:
+    from PIL import Image
+
+    from tasks.video_io import probe_video, read_frames
+
     for sha256, video_id, uri in refs:
         label = f"video {video_id} ({uri})"
         path = workshop.inputs.fetch_path(uri, sha256)
         info = probe_video(path, name=label)
         picked = set(sample_frame_indices(info.frames, sha256, seed).tolist())
         decoded = read_frames(path, info, count=max(picked) + 1, name=label)
-        frames += [Image.fromarray(frame) for index, frame in enumerate(decoded) if index in picked]
-    return frames
+        yield from (Image.fromarray(frame) for index, frame in enumerate(decoded) if index in picked)
 
 
 def sample_frame_indices(count: int, sha256: str, seed: int) -> np.ndarray:

@@ -54,21 +54,27 @@ def _weights(app, name: str) -> dict[str, torch.Tensor]:
     return torch.load(io.BytesIO(data), weights_only=True)["model"]
 
 
-def test_empty_folder_fails_the_job_then_a_rerun_after_the_fix_trains_and_records_the_model(app, tmp_path: Path) -> None:
+def test_a_folder_without_a_usable_photo_is_refused_before_any_job_then_training_records_the_model(
+    app, tmp_path: Path
+) -> None:
+    """Issue 21: the data is checked before the job exists; it used to be a job that ran, failed,
+    printed Prefect's traceback and stayed behind as a failed itn-train job."""
     from db.models import Artifact, Job, Model
     from style_engine.vgg import CAFFE_SHA256
 
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "notes.txt").write_text("not a photo")
+    skimage_image("rocket", 32).save(photos / "tiny.png")  # a photo, too small to train on
     failed = _train(app, "tiny", photos, expect=2)
-    assert "no usable image" in failed.output and str(photos) in failed.output
-    (job,) = catalog_rows(app, Job)
-    assert job.status == "failed" and "no usable image" in job.last_error_message
+    assert f"training data '{photos.resolve()}': no usable image" in failed.output
+    assert "Traceback" not in failed.output
+    assert catalog_rows(app, Job) == []
 
+    (photos / "tiny.png").unlink()
     done = _train(app, "tiny", _fill(photos))
     assert "model 1 'tiny': 4 steps" in done.output
-    (job,) = catalog_rows(app, Job)  # the same job, rerun
+    (job,) = catalog_rows(app, Job)
     assert job.status == "succeeded" and job.method == "itn-train"
     (model,) = catalog_rows(app, Model)
     metrics = model.metrics

@@ -70,8 +70,10 @@ def train_model(
 
     quiet_embedded_prefect()
     with user_errors():
-        from atelier.services.model_training import request_training
+        from atelier.services.model_training import request_training, training_source
+        from tasks.itn_data import check_training_data
 
+        check_training_data(workshop_from_settings(device="cpu"), training_source(data))  # a bad source is no job
         with opened_catalog() as catalog:
             job_id = request_training(catalog, name, styles, data, preview, options, style_weights=style_weights)
         from flows.train_style_model import train_style_model
