@@ -9,7 +9,9 @@ setting and its default are declared once. pydantic-settings only; nothing of ou
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -36,7 +38,9 @@ class WorkerSettings(BaseSettings):
     # Where the gallery web app is served for the people who read the Prefect artifacts (e.g.
     # https://gallery.example.org); a gallery run's artifacts then link to its artwork pages.
     web_url: str | None = None
-    cache_dir: str = "./.atelier/cache"
+    # One cache per user, not per working folder: commands run elsewhere (`stylize`, `reproduce`)
+    # neither scatter `.atelier/cache` folders nor see another copy of an object than their neighbour.
+    cache_dir: str = Field(default_factory=lambda: user_cache_dir())
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     gpu_slots: int = Field(default=1, ge=1)
     # This machine's name for its GPU slots, runs and workers; empty: the hostname. Two
@@ -63,6 +67,18 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
+
+
+def user_cache_dir() -> str:
+    """The platform's folder for a user's caches, with `atelier` under it: `$XDG_CACHE_HOME`
+    or `~/.cache` (Linux and the like), `~/Library/Caches` (macOS), `%LOCALAPPDATA%` (Windows)."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(base / "atelier")
 
 
 def read_worker_settings() -> WorkerSettings:
