@@ -100,11 +100,19 @@ def gpu_slots(workshop: Workshop) -> Iterator[None]:
         flow_run_id=str(flow_run.id) if flow_run.id else None,
         flow_run_name=flow_run.name,
         since=datetime.now(UTC).isoformat(timespec="seconds"),
+        folder=os.getcwd(),
     )
+    said_why: list[bool] = []
 
     def on_wait(current: SlotHolder | None, waited: float) -> None:
         held_by = current.describe() if current else "another process"
         logger.info("waiting for GPU slot on %s (held by %s), %.0f s so far", host, held_by, waited)
+        if not said_why:  # once: a laptop user does not expect a run of another folder to block this one
+            said_why.append(True)
+            logger.info("GPU slots are machine-wide: every Atelier run on this machine, whatever its folder or "
+                        "catalog, shares the %d slot(s) in %s; to run beside it, raise ATELIER_GPU_SLOTS or give "
+                        "this run a slot folder of its own with ATELIER_SLOT_DIR", workshop.config.gpu_slots,
+                        workshop.config.slot_dir)
 
     folder = slot_folder(workshop.config.slot_dir, host)
     with hold_slots(folder, workshop.config.gpu_slots, holder, on_wait) as waited:

@@ -36,10 +36,13 @@ class SlotHolder:
     flow_run_id: str | None
     flow_run_name: str | None
     since: str
+    # The holder's working folder: slots are machine-wide, so it may be another project's run.
+    folder: str | None = None
 
     def describe(self) -> str:
         run = f"flow run {self.flow_run_name} ({self.flow_run_id})" if self.flow_run_id else "no flow run"
-        return f"{run}, pid {self.pid}, since {self.since}"
+        where = f" in {self.folder}" if self.folder else ""
+        return f"{run}, pid {self.pid}{where}, since {self.since}"
 
 
 WaitReport = Callable[[SlotHolder | None, float], None]

@@ -103,7 +103,8 @@ def test_ctrl_c_while_waiting_for_the_gpu_slot_says_who_holds_it_and_exits_130(p
 
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", host=HOST)
     two_long_jobs(app, tmp_path)
-    holder = SlotHolder(pid=os.getpid(), flow_run_id="f00d", flow_run_name="nightly-owl", since="2026-11-26T02:00:00")
+    holder = SlotHolder(pid=os.getpid(), flow_run_id="f00d", flow_run_name="nightly-owl", since="2026-11-26T02:00:00",
+                        folder="/home/ana/other-project")
     with hold_slots(slot_folder(tmp_path / "gpu-slots", HOST), 1, holder, lambda current, waited: None):
         command = Command(tmp_path, prefect_api, "gallery", "run")
         command.wait_for(lambda: "waiting for GPU slot" in command.output, "said it waits for the slot")
@@ -111,6 +112,11 @@ def test_ctrl_c_while_waiting_for_the_gpu_slot_says_who_holds_it_and_exits_130(p
 
     assert code == 130 and seconds < STOP_SECONDS, command.output
     assert f"waiting for GPU slot on {HOST} (held by flow run nightly-owl (f00d)" in command.output
+    assert f"pid {os.getpid()} in /home/ana/other-project, since" in command.output
+    # Issue 21: the wait says the slots are machine-wide, and the ways out.
+    assert f"GPU slots are machine-wide: every Atelier run on this machine, whatever its folder or catalog, " \
+           f"shares the 1 slot(s) in {tmp_path / 'gpu-slots'}" in command.output
+    assert "raise ATELIER_GPU_SLOTS" in command.output and "with ATELIER_SLOT_DIR" in command.output
     assert [(job.status, job.attempts) for job in catalog_rows(app, Job)] == [("pending", 0)] * 2
 
 
