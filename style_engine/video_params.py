@@ -105,8 +105,8 @@ class VideoGatysParams(GatysParams):
 
 def _check_frame_loop(params: VideoGatysParams | VideoITNParams) -> None:
     """What every video method shares: the long side, the flow, the cut threshold, the frame range."""
-    if params.size % 2:
-        raise InvalidInputError(f"parameter size: {params.size} must be even (H.264 for browsers needs even frame sizes)")
+    if isinstance(params.size, int) and params.size % 2:  # H.264 for browsers needs even frame sizes
+        object.__setattr__(params, "size", params.size + 1)
     _choice("flow", params.flow, FLOW_METHODS)
     _number("scene_cut", params.scene_cut)
     if params.scene_cut >= 1:

@@ -34,9 +34,10 @@ def shares_done(job_ids: Iterable[int], *, forget: bool = False) -> float:
 
 
 def throttled_progress(
-    logger: logging.Logger | logging.LoggerAdapter, label: str, fraction: float = 0.1
+    logger: logging.Logger | logging.LoggerAdapter, label: str, fraction: float = 0.1, unit: str = "step"
 ) -> Callable[[int, int, dict[str, float]], None]:
-    """An `on_step(step, total, losses)` callback that logs at each `fraction` of `total`."""
+    """An `on_step(step, total, losses)` callback that logs at each `fraction` of `total`
+    (`unit` names what is counted: optimizer steps, or a clip's frames)."""
     next_mark = 0.0
 
     def on_step(step: int, total: int, losses: dict[str, float]) -> None:
@@ -47,6 +48,6 @@ def throttled_progress(
         next_mark = done + fraction
         loss = losses.get("total")
         loss_text = f", loss {loss:.4g}" if loss is not None else ""
-        logger.info("%s: step %d/%d (%d%%)%s", label, step, total, round(100 * done), loss_text)
+        logger.info("%s: %s %d/%d (%d%%)%s", label, unit, step, total, round(100 * done), loss_text)
 
     return on_step

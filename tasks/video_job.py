@@ -8,8 +8,6 @@ transient error) starts at the first frame without one, and produces the same by
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -17,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from db.checkpoints import finished_frames, record_checkpoint
 from db.jobs import JobSpec
@@ -30,9 +27,6 @@ from tasks.workshop import Workshop
 
 if TYPE_CHECKING:
     from style_engine.video import ClipStylizer
-
-LOSSES_KEY = "atelier:losses"
-
 
 def run_video(
     workshop: Workshop, spec: JobSpec, run_id: int, timings: dict[str, float],
@@ -104,24 +98,19 @@ def clip_stylizer(
 
 def load_finished(workshop: Workshop, job_id: int) -> list[Any]:
     """The frames earlier attempts finished, decoded, with the losses stored beside them."""
-    from tasks.video_render import Finished
+    from tasks.video_render import read_frame_png
 
-    finished = []
-    for checkpoint in finished_frames(workshop.catalog, job_id):
-        data = workshop.store.get_bytes(checkpoint.uri, sha256=checkpoint.sha256)
-        with Image.open(io.BytesIO(data)) as picture:
-            losses = json.loads(picture.info.get(LOSSES_KEY, "{}"))
-            finished.append(Finished(np.asarray(picture.convert("RGB")), losses))
-    return finished
+    return [read_frame_png(workshop.store.get_bytes(checkpoint.uri, sha256=checkpoint.sha256))
+            for checkpoint in finished_frames(workshop.catalog, job_id)]
 
 
 def save_checkpoint(
     workshop: Workshop, spec: JobSpec, run_id: int, image: np.ndarray, index: int, losses: dict[str, float]
 ) -> None:
     """Store one finished frame (lossless PNG, so a resume continues from the very same pixels)."""
-    from style_engine.images import png_bytes
+    from tasks.video_render import frame_png
 
-    data = png_bytes(Image.fromarray(image), {"atelier:job": str(spec.id), "atelier:frame": str(index), LOSSES_KEY: losses})
+    data = frame_png(image, losses, **{"atelier:job": str(spec.id), "atelier:frame": str(index)})
     stored = workshop.store.put_bytes(data, suffix=".png", content_type="image/png")
     record_checkpoint(workshop.catalog, job_id=spec.id, run_id=run_id, index=index, uri=stored.uri,
                       sha256=stored.sha256, size=stored.size, content_type=stored.content_type,

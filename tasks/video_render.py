@@ -38,6 +38,30 @@ class Finished:
     losses: dict[str, float]
 
 
+LOSSES_KEY = "atelier:losses"
+
+
+def frame_png(image: np.ndarray, losses: dict[str, float], **info: str) -> bytes:
+    """A finished frame as a checkpoint: lossless PNG (a resume continues from the very same
+    pixels), its losses and ``info`` in text chunks."""
+    from PIL import Image
+
+    from style_engine.images import png_bytes
+
+    return png_bytes(Image.fromarray(image), {**info, LOSSES_KEY: losses})
+
+
+def read_frame_png(data: bytes) -> Finished:
+    """A checkpoint written by :func:`frame_png`."""
+    import io
+    import json
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        return Finished(np.asarray(picture.convert("RGB")), json.loads(picture.info.get(LOSSES_KEY, "{}")))
+
+
 @dataclass
 class ClipResult:
     """What a rendered clip produced (the MP4 itself is at the caller's path)."""

@@ -149,7 +149,7 @@ def _progress_bar() -> Iterator[Callable[[int, int, dict[str, float]], None]]:
     the end, so a line is written at every tenth of the run instead.
     """
     if not err_console.is_terminal:
-        yield _progress_lines()
+        yield progress_lines()
         return
     columns = (TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
@@ -169,11 +169,11 @@ class _StderrLines:
         err_console.print(f"{time.strftime('%H:%M:%S')} {message % args}", highlight=False, soft_wrap=True)
 
 
-def _progress_lines() -> Callable[[int, int, dict[str, float]], None]:
-    """An `on_step` callback that prints "stylizing: step N/T (P%)" on stderr at each 10 %."""
+def progress_lines(unit: str = "step") -> Callable[[int, int, dict[str, float]], None]:
+    """An `on_step` callback that prints "stylizing: step N/T (P%)" (or frame N/T) on stderr at each 10 %."""
     from tasks.progress import throttled_progress
 
-    return throttled_progress(_StderrLines(), "stylizing")  # type: ignore[arg-type]
+    return throttled_progress(_StderrLines(), "stylizing", unit=unit)  # type: ignore[arg-type]
 
 
 def _metadata(

@@ -42,7 +42,7 @@ def stylize_video(
     stabilize: Annotated[
         bool, typer.Option("--stabilize/--no-stabilize", help="With itn: blend with the previous output along the flow.")
     ] = True,
-    size: Annotated[int | None, typer.Option(help="Long side of the frames in px, even [default: 512].")] = None,
+    size: Annotated[int | None, typer.Option(help="Long side of the frames in px (an odd one is rounded up to even) [default: 512].")] = None,
     start: Annotated[int, typer.Option(help="First frame (from 0).")] = 0,
     frames: Annotated[int | None, typer.Option(help="Number of frames [default: to the end].")] = None,
     iterations: Annotated[int | None, typer.Option(help="First frame's evaluations [default: 300].")] = None,
@@ -86,20 +86,30 @@ def stylize_video(
         from style_engine.images import load_image
         from tasks.video_render import render_clip, video_params
 
+        from tasks.local_frames import LocalFrames
+
         params = video_params(VIDEO_METHODS[method], raw)
         if not source.is_file():
             raise fail(f"{source}: no such file")
         if method == "itn":
-            stylizer = _itn_stylizer(params, style or [], device or settings.device)
+            stylizer, painter = _itn_stylizer(params, style or [], device or settings.device)
         else:
             from style_engine.video import RuderGatys
 
             style_images = [load_image(path, max_pixels=settings.max_image_pixels) for path in style or []]
             stylizer = RuderGatys(style_images, params, device=device or settings.device,  # type: ignore[arg-type]
                                   weights=weights or settings.vgg_weights)
+            painter = {"styles": [_sha256(path) for path in style or []], "weights": weights or settings.vgg_weights}
+        kept = LocalFrames.for_render(output, source, params.to_dict(), painter)
+        finished = kept.finished()
+        if finished:
+            err_console.print(f"resuming after the {len(finished)} frames kept in {kept.folder}", highlight=False,
+                              soft_wrap=True)
         started = time.perf_counter()
-        with _frame_bar() as on_frame:
-            clip = render_clip(source, output, stylizer, params, on_frame=on_frame)
+        with _frame_progress() as on_frame, _interrupted(kept):
+            clip = render_clip(source, output, stylizer, params, finished=finished, checkpoint=kept.save,
+                               on_frame=on_frame)
+        kept.remove()
         poster = output.with_suffix(".poster.png")
         clip.poster.save(poster)
         output.with_suffix(".preview.webp").write_bytes(clip.preview)
@@ -115,24 +125,64 @@ def stylize_video(
     )
 
 
-def _itn_stylizer(params: Any, styles: list[Path], device: str) -> Any:
-    """The model's stylizer; a --style given with it must be one the model was trained on."""
-    import hashlib
-
+def _itn_stylizer(params: Any, styles: list[Path], device: str) -> tuple[Any, dict[str, Any]]:
+    """The model's stylizer and the model's identity; a --style given with it must be one the
+    model was trained on."""
     from atelier.commands.models import workshop_from_settings
     from tasks.video_render import itn_stylizer
 
     for path in styles:
         if not path.is_file():
             raise fail(f"{path}: no such file")
-    given = [(str(path), hashlib.sha256(path.read_bytes()).hexdigest()) for path in styles]
-    stylizer, _ = itn_stylizer(workshop_from_settings(device=device), params, styles=given)
-    return stylizer
+    given = [(str(path), _sha256(path)) for path in styles]
+    return itn_stylizer(workshop_from_settings(device=device), params, styles=given)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextmanager
-def _frame_bar() -> Iterator[Callable[[Any], None]]:
-    """A per-frame progress bar on stderr, fed by the engine's frame reports; it clears itself."""
+def _interrupted(kept: Any) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM): say what is kept and how to go on, and exit 130, as `gallery run` does.
+
+    Every finished frame is already on disk (`kept`), so the same command resumes after it.
+    """
+    import signal
+
+    from flows.foreground import INTERRUPTED_EXIT  # no Prefect behind it: stylize-video stays light
+
+    def terminate(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = kept.count()
+        err_console.print(f"interrupted: {done} finished frame{'s' if done != 1 else ''} kept in {kept.folder}; "
+                          "run the same command again to resume after them", highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _frame_progress() -> Iterator[Callable[[Any], None]]:
+    """A per-frame progress bar on stderr, fed by the engine's frame reports; it clears itself.
+
+    Where stderr is no terminal (a log file, a pipe) a bar shows nothing until the end (a
+    20-frame run once logged nothing for 25 minutes), so a line is written at every tenth of
+    the clip instead, as `stylize` does.
+    """
+    if not err_console.is_terminal:
+        from atelier.commands.stylize import progress_lines
+
+        lines = progress_lines(unit="frame")
+        yield lambda report: lines(report.index + 1, report.total or report.index + 1, report.losses)
+        return
     columns = (TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("frames", total=None, info="")
