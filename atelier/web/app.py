@@ -27,7 +27,8 @@ from starlette.exceptions import HTTPException
 from atelier.reproduce import unsupported_reason
 from atelier.web import actions
 from atelier.web.config import WebConfig
-from atelier.web.media import OutsideStore, is_video, media_type, object_response
+from atelier.web.guard import SAFE_METHODS, FailedTokens, SecurityHeaders, cross_site_reason
+from atelier.web.media import OutsideStore, VerifiedFiles, is_video, media_type, object_response
 from atelier.web.plots import loss_curve_svg
 from atelier.web.provenance import reproduce_command, reproduce_video_command
 from atelier.web.requests import BadRequest, grid_query, page_number, query_for
@@ -39,7 +40,7 @@ from db.trained_models import ModelInfo, list_models
 
 STATIC = Path(__file__).parent / "static"
 # The methods the grid's filter offers (the engine's registry, style_engine.params.METHOD_PARAMS,
-# would load torch for the gallery's front page); any other name can still go in the URL.
+# would load torch for the gallery's front page); the URL may also name any method a job has.
 GRID_METHODS = ("gatys", "itn", "itn-train", "video_gatys", "noop")
 # How many of the newest `itn` artworks a model page looks through for its samples.
 SAMPLE_SCAN = 500
@@ -97,13 +98,25 @@ def create_app(config: WebConfig) -> FastAPI:
     app = FastAPI(title="Atelier gallery", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.catalog = catalog
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    failed_tokens = FailedTokens()
+    verified = app.state.verified = VerifiedFiles()
 
     def page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(request=request, writes_on=config.write_token is not None, **context)
-        return HTMLResponse(html, status_code=code, headers={"X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(html, status_code=code)
 
     def error_page(request: Request, status: int, title: str, reason: str) -> HTMLResponse:
         return page(request, "error.html", status, title=title, reason=reason, status=status)
+
+    @app.middleware("http")
+    async def same_site_writes(request: Request, call_next: Any) -> Response:
+        """Every write comes from the gallery's own pages (see guard.cross_site_reason)."""
+        reason = None if request.method in SAFE_METHODS else cross_site_reason(request)
+        if reason is not None:
+            return error_page(request, 403, "Forbidden", reason)
+        return await call_next(request)
+
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: its headers reach every response above
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
@@ -125,13 +138,20 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> HTMLResponse:
-        title = {404: "Not found", 403: "Forbidden", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {404: "Not found", 403: "Forbidden", 405: "Method not allowed", 415: "Unsupported media type",
+                 429: "Too many requests"}.get(exc.status_code, "Error")
         reason = "no such page" if exc.status_code == 404 else str(exc.detail)
-        return error_page(request, exc.status_code, title, reason)
+        response = error_page(request, exc.status_code, title, reason)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get("/", response_class=HTMLResponse)
     def grid(request: Request, s: Reader) -> HTMLResponse:
         query = grid_query(request.query_params, request.query_params.getlist("tag"), config.page_size)
+        if query.filters.method:
+            queries.check_known_method(s, query.filters.method, GRID_METHODS)
+        if query.metric:
+            queries.check_known_metric(s, query.metric)
         try:
             rows = (queries.best_artworks(s, query.metric, lowest=query.lowest, f=query.filters) if query.metric
                     else queries.list_artworks(s, query.filters))
@@ -175,18 +195,18 @@ def create_app(config: WebConfig) -> FastAPI:
             from atelier.export import export_name
 
             name = export_name(queries.show_artwork(s, artwork_id), Path(output["uri"]).suffix or ".png")
-        return object_response(store, output["uri"], output["sha256"], output["content_type"] or "image/png", name)
+        return object_response(store, verified, output["uri"], output["sha256"], output["content_type"] or "image/png", name)
 
     @app.get("/artworks/{artwork_id}/thumbnail")
     def artwork_thumbnail(artwork_id: int, s: Reader) -> Response:
         thumb = queries.run_file(s, artwork_id, ArtifactKind.THUMBNAIL)
-        return object_response(store, thumb["uri"], thumb["sha256"], thumb["content_type"], None)
+        return object_response(store, verified, thumb["uri"], thumb["sha256"], thumb["content_type"], None)
 
     @app.get("/images/{image_id}/file")
     def image_file(image_id: int, s: Reader, download: bool = False) -> Response:
         image = _image(s, image_id)
         name = f"{image['role']}-{image['id']}.{image['format'].lower()}" if download else None
-        return object_response(store, image["uri"], image["sha256"], media_type(image), name)
+        return object_response(store, verified, image["uri"], image["sha256"], media_type(image), name)
 
     @app.get("/images/{image_id}", response_class=HTMLResponse)
     def image_page(request: Request, image_id: int, s: Reader) -> HTMLResponse:
@@ -239,12 +259,22 @@ def create_app(config: WebConfig) -> FastAPI:
     @app.post("/jobs/rerun", response_class=HTMLResponse)
     async def rerun(request: Request) -> HTMLResponse:
         # The form is parsed here (application/x-www-form-urlencoded) rather than with FastAPI's
-        # Form(), which would need python-multipart for two text fields.
+        # Form(), which would need python-multipart for two text fields. Only a form is taken:
+        # text/plain is what another site's page can post without asking the browser first.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise HTTPException(415, f"expected a form (application/x-www-form-urlencoded), got {kind or 'no type'}")
         form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
         if config.write_token is None:
             raise HTTPException(403, "write actions are off: start `atelier web` with ATELIER_WEB_TOKEN set to turn them on")
+        client = request.client.host if request.client else "unknown"
+        wait = failed_tokens.retry_after(client)
+        if wait:
+            raise HTTPException(429, f"too many wrong tokens from this address: try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
         token = form.get("token", [""])[0]
         if not secrets.compare_digest(token.encode(), config.write_token.encode()):
+            failed_tokens.failed(client)
             raise HTTPException(403, "wrong or missing token")
         batch = form.get("batch", [""])[0]
         with catalog.reader() as s:
