@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,7 +39,7 @@ def web(
         app = create_app(WebConfig(
             database_url=settings.database_url, store_url=settings.store_url,
             s3_endpoint_url=settings.s3_endpoint_url, prefect_ui_url=settings.prefect_ui_url,
-            write_token=settings.web_token,
+            write_token=settings.web_token, cache_dir=Path(settings.cache_dir),
         ))
         say(f"gallery at http://{host}:{port}/ (write actions {'on' if settings.web_token else 'off'}); Ctrl-C stops it")
         if not is_loopback(host):

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -28,15 +29,17 @@ from atelier.reproduce import unsupported_reason
 from atelier.web import actions
 from atelier.web.config import WebConfig
 from atelier.web.guard import SAFE_METHODS, FailedTokens, SecurityHeaders, cross_site_reason
-from atelier.web.media import OutsideStore, VerifiedFiles, is_video, media_type, object_response
+from atelier.web.media import IMMUTABLE, OutsideStore, VerifiedFiles, is_video, media_type, object_response, verified_path
 from atelier.web.plots import loss_curve_svg
 from atelier.web.provenance import reproduce_command, reproduce_video_command
 from atelier.web.requests import BadRequest, grid_query, page_number, query_for
+from atelier.web.tiles import Pyramid, TileCache, TileNotFound
 from db import queries
 from db.errors import InvalidRequest, NotFound
 from db.models import ArtifactKind, ImageRole, JobStatus
 from db.queries import Filters
 from db.trained_models import ModelInfo, list_models
+from storage.local import LocalStore
 
 STATIC = Path(__file__).parent / "static"
 # The methods the grid's filter offers (the engine's registry, style_engine.params.METHOD_PARAMS,
@@ -100,6 +103,10 @@ def create_app(config: WebConfig) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     failed_tokens = FailedTokens()
     verified = app.state.verified = VerifiedFiles()
+    if config.cache_dir is None:  # kept on the app, so that the folder lives (and is removed) with it
+        app.state.tile_folder = tempfile.TemporaryDirectory(prefix="atelier-tiles-")
+    tiles = app.state.tiles = TileCache(config.cache_dir / "tiles" if config.cache_dir else
+                                        Path(app.state.tile_folder.name), config.tile_size)
 
     def page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(request=request, writes_on=config.write_token is not None, **context)
@@ -122,6 +129,7 @@ def create_app(config: WebConfig) -> FastAPI:
     async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
         return error_page(request, 404, "Not found", str(exc))
 
+    @app.exception_handler(TileNotFound)
     @app.exception_handler(OutsideStore)
     async def outside_store(request: Request, exc: OutsideStore) -> HTMLResponse:
         return error_page(request, 404, "Not found", str(exc))
@@ -179,7 +187,9 @@ def create_app(config: WebConfig) -> FastAPI:
                 art["method"], run["params"], content_file, style_files, [st["weight"] for st in art["styles"]],
                 run["versions"].get("weights_source"), f"artwork-{artwork_id}.png",
             )
+        pyramid = Pyramid(art["width"], art["height"], config.tile_size) if not video and art["width"] else None
         return page(request, "artwork.html", art=art, run=run, content=content, styles=styles, command=command,
+                    pyramid=pyramid,
                     unsupported=unsupported, metrics=run["metrics"], output=output, video=video,
                     reproduce_refused=unsupported_reason(art["method"]),
                     plot=loss_curve_svg(queries.run_loss_curve(s, run["id"])),
@@ -196,6 +206,27 @@ def create_app(config: WebConfig) -> FastAPI:
 
             name = export_name(queries.show_artwork(s, artwork_id), Path(output["uri"]).suffix or ".png")
         return object_response(store, verified, output["uri"], output["sha256"], output["content_type"] or "image/png", name)
+
+    @app.get("/artworks/{artwork_id}/tiles/{level}/{col}_{row}.png")
+    def artwork_tile(artwork_id: int, level: int, col: int, row: int, s: Reader) -> Response:
+        """One tile of the artwork's zoom pyramid (level 0: full size; see atelier.web.tiles)."""
+        output = queries.run_file(s, artwork_id, ArtifactKind.OUTPUT)
+        if is_video(output["content_type"]) or not output["width"]:
+            raise NotFound(f"artwork {artwork_id} is a video: it has no zoom tiles")
+        pyramid = Pyramid(output["width"], output["height"], config.tile_size)
+        path = tiles.tile(output["sha256"], pyramid, level, col, row,
+                          lambda: _picture_file(output["uri"], output["sha256"]))
+        return FileResponse(path, media_type="image/png", headers=IMMUTABLE)
+
+    @contextmanager
+    def _picture_file(uri: str, sha256: str) -> Iterator[Path]:
+        """The artwork's bytes as a local file, checked against its sha256: the store's own file,
+        or for S3 a temporary copy, removed once the tiles are cut."""
+        if isinstance(store, LocalStore):
+            yield verified_path(store, verified, uri, sha256)
+            return
+        with tempfile.TemporaryDirectory(prefix="atelier-tile-source-") as folder:
+            yield store.get_file(uri, Path(folder) / "artwork", sha256=sha256)
 
     @app.get("/artworks/{artwork_id}/thumbnail")
     def artwork_thumbnail(artwork_id: int, s: Reader) -> Response:
