@@ -87,13 +87,19 @@ def test_tiles_are_the_artworks_pixels_at_each_level(big):
     assert whole.shape == (53, 75, 3)
 
 
-def test_the_pyramid_is_cut_once(big):
-    client, artwork, _, cache = big
+def test_the_artwork_is_decoded_once_and_each_tile_cut_once(big):
+    client, artwork, pixels, cache = big
     tiles = client.app.state.tiles
-    for level, col, row in [(0, 0, 0), (0, 4, 3), (1, 1, 1), (2, 0, 0), (3, 0, 0)]:
+    wanted = [(0, 0, 0), (0, 4, 3), (1, 1, 1), (2, 0, 0), (3, 0, 0)]
+    for level, col, row in wanted:
         assert client.get(f"/artworks/{artwork}/tiles/{level}/{col}_{row}.png").status_code == 200
-    assert tiles.built == 1
-    assert len(list(cache.rglob("*.png"))) == 5 * 4 + 3 * 2 + 2 * 1 + 1  # every level, written once
+    assert tiles.decoded == 1
+    cut = sorted(p.relative_to(cache).parts[-2:] for p in cache.rglob("*.png"))
+    assert cut == sorted((str(level), f"{col}_{row}.png") for level, col, row in wanted)  # only those asked for
+
+    tile = next(cache.rglob("0/0_0.png"))
+    tile.write_bytes(b"kept")  # a tile already cut is served from its file, not cut again
+    assert client.get(f"/artworks/{artwork}/tiles/0/0_0.png").content == b"kept"
 
 
 @pytest.mark.parametrize("tile", ["4/0_0.png", "0/5_0.png", "0/0_4.png", "1/3_0.png", "0/-1_0.png", "0/a_0.png"])
