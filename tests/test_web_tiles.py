@@ -115,3 +115,18 @@ def test_a_video_artwork_has_no_tiles(catalog, tmp_path):
     g = build_gallery(catalog, LocalStore(tmp_path / "store"), artworks=1, media=True)
     client = make_client(catalog.url, f"file://{tmp_path / 'store'}", cache_dir=tmp_path / "cache")
     assert client.get(f"/artworks/{g.video_artwork}/tiles/0/0_0.png").status_code == 404
+
+
+def test_tiles_of_an_artwork_in_s3_are_cut_from_a_checked_copy(catalog, s3_store_url, tmp_path):
+    from storage import open_store
+
+    store = open_store(s3_store_url.store_url, endpoint_url=s3_store_url.endpoint_url)
+    g = build_gallery(catalog, store, artworks=1)
+    pixels = big_picture()
+    artwork = add_big_artwork(catalog, store, g, pixels)
+    client = make_client(catalog.url, s3_store_url.store_url, endpoint_url=s3_store_url.endpoint_url,
+                         cache_dir=tmp_path / "cache", tile_size=TILE)
+    tile = client.get(f"/artworks/{artwork}/tiles/0/2_1.png")
+    assert tile.status_code == 200 and np.array_equal(png_pixels(tile.content), pixels[128:256, 256:384])
+    assert client.get(f"/artworks/{artwork}/tiles/1/0_0.png").status_code == 200
+    assert client.app.state.tiles.decoded == 1  # downloaded and decoded once
