@@ -61,6 +61,8 @@ def test_atelier_web_without_a_catalog_says_so(tmp_path):
 
 
 def test_atelier_web_on_a_public_address_warns_that_reads_need_no_login(catalog_url, tmp_path):
+    import httpx
+
     from db.session import open_catalog
 
     open_catalog(catalog_url).dispose()
@@ -70,14 +72,18 @@ def test_atelier_web_on_a_public_address_warns_that_reads_need_no_login(catalog_
     server = subprocess.Popen([str(ATELIER), "web", "--host", "0.0.0.0", "--port", str(port)], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        line = ""
         deadline = time.monotonic() + 60
-        while "warning:" not in line and time.monotonic() < deadline and server.poll() is None:
-            line = server.stdout.readline()
+        while time.monotonic() < deadline and server.poll() is None:  # until it serves (the warning comes before)
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/jobs", timeout=30).status_code == 200:
+                    break
+            except httpx.ConnectError:
+                time.sleep(0.2)
     finally:
         server.terminate()
-        server.communicate(timeout=20)
-    assert "warning: 0.0.0.0 is reachable from other machines" in line and "reverse proxy" in line, line
+        output = server.communicate(timeout=20)[0]
+    warning = next((line for line in output.splitlines() if "warning:" in line), output)
+    assert "warning: 0.0.0.0 is reachable from other machines" in warning and "reverse proxy" in warning, output
 
 
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
