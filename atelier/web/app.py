@@ -131,7 +131,7 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.exception_handler(TileNotFound)
     @app.exception_handler(OutsideStore)
-    async def outside_store(request: Request, exc: OutsideStore) -> HTMLResponse:
+    async def outside_store(request: Request, exc: LookupError) -> HTMLResponse:
         return error_page(request, 404, "Not found", str(exc))
 
     @app.exception_handler(BadRequest)
