@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.errors import InvalidRequest, NotFound
 from db.images import MAX_ID, find_image, normalize_tags
 from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStatus, JobStyle, Run, RunStatus
-from db.text import contains_text
+from db.text import check_filter_text, check_filter_values, contains_text
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,12 @@ class Filters:
     sort: str | None = None
     limit: int | None = 50
     offset: int = 0  # rows to skip before `limit` (a page of a listing)
+
+    def __post_init__(self) -> None:
+        # Here, so that the CLI's options and the web app's query strings are checked alike.
+        for name in ("artist", "style", "content", "method", "status", "title", "role", "sort"):
+            check_filter_text(name, getattr(self, name))
+        check_filter_values("tag", self.tags)
 
 
 # A number beyond the largest id a catalog can hold matches nothing, and must say so
@@ -410,6 +416,20 @@ def best_artworks(
     query = _artworks_query(session, f, ids_only=True).where(value.is_not(None))
     query = query.order_by(value.asc() if lowest else value.desc(), Artifact.id)
     return _artworks_in_order(session, _limited(query, f.limit, f.offset))
+
+
+def check_known_method(session: Session, method: str, offered: Sequence[str] = ()) -> None:
+    """Refuse a method that is neither `offered` nor any job's: a typo would list nothing."""
+    if method in offered or session.scalar(select(exists().where(Job.method == method))):
+        return
+    present = sorted(session.scalars(select(Job.method).distinct()))
+    raise InvalidRequest(f"method {method!r}: no job in the catalog has it (methods: {', '.join(present) or 'none'})")
+
+
+def check_known_metric(session: Session, metric: str) -> None:
+    """Refuse a metric that no run recorded: ranking by a typo would list nothing."""
+    if not session.scalar(select(exists().where(Run.metrics[metric].as_string().is_not(None)))):
+        raise InvalidRequest(f"metric {metric!r}: no run in the catalog records it")
 
 
 # ---- statistics --------------------------------------------------------------------------

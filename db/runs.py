@@ -41,7 +41,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from db.errors import LeaseLost, NotFound
 from db.models import Artifact, Job, JobStatus, Run, RunStatus, UTCDateTime, utcnow
 from db.session import Catalog, database_now
-from db.text import contains_text
+from db.text import check_filter_text, contains_text
 
 MAX_TRACEBACK_CHARS = 20_000
 
@@ -291,6 +291,8 @@ def reset_failed(
 
     Succeeded jobs are never touched, so a rerun can only redo what has not succeeded.
     """
+    check_filter_text("error-contains", error_contains)
+    check_filter_text("method", method)
     query = select(Job.id).where(Job.status == JobStatus.FAILED).order_by(Job.id)
     if job_ids is not None:
         query = query.where(Job.id.in_(list(job_ids)))

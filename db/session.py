@@ -36,7 +36,12 @@ _BEGIN_OPTION = "sqlite_begin"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for a catalog URL (`sqlite:///path` or `postgresql+psycopg://...`)."""
+    """An engine for a catalog URL (`sqlite:///path` or `postgresql+psycopg://...`).
+
+    Every engine hides statement parameters from its errors and logs (`hide_parameters`): they
+    hold what users typed and what runs recorded, and a failing statement's error text reaches
+    logs, tracebacks and the catalog's own error columns.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
@@ -47,13 +52,13 @@ def make_engine(url: str) -> Engine:
     # restart, pg_terminate_backend, an idle timeout; a run waits long for its GPU slot) is
     # replaced on checkout instead of failing the next statement. It costs one round trip
     # per checkout; a drop in the middle of a transaction is left to `retry_unavailable`.
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, hide_parameters=True)
 
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

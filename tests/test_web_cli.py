@@ -58,3 +58,38 @@ def test_atelier_web_without_a_catalog_says_so(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 2
     assert "no catalog at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_atelier_web_on_a_public_address_warns_that_reads_need_no_login(catalog_url, tmp_path):
+    import httpx
+
+    from db.session import open_catalog
+
+    open_catalog(catalog_url).dispose()
+    port = free_port()
+    env = {**os.environ, "ATELIER_DATABASE_URL": catalog_url, "ATELIER_STORE_URL": f"file://{tmp_path / 'store'}",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    server = subprocess.Popen([str(ATELIER), "web", "--host", "0.0.0.0", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:  # until it serves (the warning comes before)
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/jobs", timeout=30).status_code == 200:
+                    break
+            except httpx.ConnectError:
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=20)[0]
+    warning = next((line for line in output.splitlines() if "warning:" in line), output)
+    assert "warning: 0.0.0.0 is reachable from other machines" in warning and "reverse proxy" in warning, output
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                                 ("[::1]", True), ("0.0.0.0", False), ("::", False),
+                                                 ("192.168.1.5", False), ("gallery.example", False)])
+def test_which_addresses_are_loopback(host, loopback):
+    from atelier.commands.web import is_loopback
+
+    assert is_loopback(host) is loopback

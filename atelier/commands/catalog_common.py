@@ -130,15 +130,20 @@ def make_filters(
 ) -> Filters:
     from db.queries import Filters
 
+    from db.errors import InvalidRequest
+
     if limit is not None and limit < 1:
         raise fail(f"--limit {limit}: must be at least 1")
-    return Filters(
-        since=parse_time(since, "--since"),
-        until=parse_time(until, "--until"),
-        tags=tuple(tags or ()),
-        limit=limit,
-        **fields,
-    )
+    try:
+        return Filters(
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
+            tags=tuple(tags or ()),
+            limit=limit,
+            **fields,
+        )
+    except InvalidRequest as exc:  # a control character in a text filter, too many tags
+        raise fail(str(exc)) from None
 
 
 def _filter_group(*, inputs: bool, status: str | None) -> list[inspect.Parameter]:

@@ -63,6 +63,13 @@ def run_and_report(flow_name: str, verbose: bool, **parameters: Any) -> None:
     and exit with its code. Jobs named by id must exist (a typo is an error, not an empty batch)."""
     quiet_embedded_prefect()
     with user_errors():
+        from db.text import check_filter_text, check_filter_values
+
+        # Checked before the flow starts, so that a bad filter is one line, not a failed flow.
+        check_filter_values("tag", parameters.get("tags") or ())
+        check_filter_values("method", parameters.get("methods") or ())
+        check_filter_text("method", parameters.get("method"))
+        check_filter_text("error-contains", parameters.get("error_contains"))
         require_catalog(get_settings().database_url)
         if parameters.get("job_ids"):
             from db.queries import check_jobs_exist

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -27,19 +28,22 @@ from starlette.exceptions import HTTPException
 from atelier.reproduce import unsupported_reason
 from atelier.web import actions
 from atelier.web.config import WebConfig
-from atelier.web.media import OutsideStore, is_video, media_type, object_response
+from atelier.web.guard import SAFE_METHODS, FailedTokens, SecurityHeaders, cross_site_reason
+from atelier.web.media import IMMUTABLE, OutsideStore, VerifiedFiles, is_video, media_type, object_response, verified_path
 from atelier.web.plots import loss_curve_svg
 from atelier.web.provenance import reproduce_command, reproduce_video_command
 from atelier.web.requests import BadRequest, grid_query, page_number, query_for
+from atelier.web.tiles import Pyramid, TileCache, TileNotFound
 from db import queries
 from db.errors import InvalidRequest, NotFound
 from db.models import ArtifactKind, ImageRole, JobStatus
 from db.queries import Filters
 from db.trained_models import ModelInfo, list_models
+from storage.local import LocalStore
 
 STATIC = Path(__file__).parent / "static"
 # The methods the grid's filter offers (the engine's registry, style_engine.params.METHOD_PARAMS,
-# would load torch for the gallery's front page); any other name can still go in the URL.
+# would load torch for the gallery's front page); the URL may also name any method a job has.
 GRID_METHODS = ("gatys", "itn", "itn-train", "video_gatys", "noop")
 # How many of the newest `itn` artworks a model page looks through for its samples.
 SAMPLE_SCAN = 500
@@ -97,20 +101,37 @@ def create_app(config: WebConfig) -> FastAPI:
     app = FastAPI(title="Atelier gallery", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.catalog = catalog
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    failed_tokens = FailedTokens()
+    verified = app.state.verified = VerifiedFiles()
+    if config.cache_dir is None:  # kept on the app, so that the folder lives (and is removed) with it
+        app.state.tile_folder = tempfile.TemporaryDirectory(prefix="atelier-tiles-")
+    tiles = app.state.tiles = TileCache(config.cache_dir / "tiles" if config.cache_dir else
+                                        Path(app.state.tile_folder.name), config.tile_size)
 
     def page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(request=request, writes_on=config.write_token is not None, **context)
-        return HTMLResponse(html, status_code=code, headers={"X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(html, status_code=code)
 
     def error_page(request: Request, status: int, title: str, reason: str) -> HTMLResponse:
         return page(request, "error.html", status, title=title, reason=reason, status=status)
+
+    @app.middleware("http")
+    async def same_site_writes(request: Request, call_next: Any) -> Response:
+        """Every write comes from the gallery's own pages (see guard.cross_site_reason)."""
+        reason = None if request.method in SAFE_METHODS else cross_site_reason(request)
+        if reason is not None:
+            return error_page(request, 403, "Forbidden", reason)
+        return await call_next(request)
+
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: its headers reach every response above
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
         return error_page(request, 404, "Not found", str(exc))
 
+    @app.exception_handler(TileNotFound)
     @app.exception_handler(OutsideStore)
-    async def outside_store(request: Request, exc: OutsideStore) -> HTMLResponse:
+    async def outside_store(request: Request, exc: LookupError) -> HTMLResponse:
         return error_page(request, 404, "Not found", str(exc))
 
     @app.exception_handler(BadRequest)
@@ -125,13 +146,20 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> HTMLResponse:
-        title = {404: "Not found", 403: "Forbidden", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {404: "Not found", 403: "Forbidden", 405: "Method not allowed", 415: "Unsupported media type",
+                 429: "Too many requests"}.get(exc.status_code, "Error")
         reason = "no such page" if exc.status_code == 404 else str(exc.detail)
-        return error_page(request, exc.status_code, title, reason)
+        response = error_page(request, exc.status_code, title, reason)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get("/", response_class=HTMLResponse)
     def grid(request: Request, s: Reader) -> HTMLResponse:
         query = grid_query(request.query_params, request.query_params.getlist("tag"), config.page_size)
+        if query.filters.method:
+            queries.check_known_method(s, query.filters.method, GRID_METHODS)
+        if query.metric:
+            queries.check_known_metric(s, query.metric)
         try:
             rows = (queries.best_artworks(s, query.metric, lowest=query.lowest, f=query.filters) if query.metric
                     else queries.list_artworks(s, query.filters))
@@ -159,7 +187,9 @@ def create_app(config: WebConfig) -> FastAPI:
                 art["method"], run["params"], content_file, style_files, [st["weight"] for st in art["styles"]],
                 run["versions"].get("weights_source"), f"artwork-{artwork_id}.png",
             )
+        pyramid = Pyramid(art["width"], art["height"], config.tile_size) if not video and art["width"] else None
         return page(request, "artwork.html", art=art, run=run, content=content, styles=styles, command=command,
+                    pyramid=pyramid,
                     unsupported=unsupported, metrics=run["metrics"], output=output, video=video,
                     reproduce_refused=unsupported_reason(art["method"]),
                     plot=loss_curve_svg(queries.run_loss_curve(s, run["id"])),
@@ -175,18 +205,39 @@ def create_app(config: WebConfig) -> FastAPI:
             from atelier.export import export_name
 
             name = export_name(queries.show_artwork(s, artwork_id), Path(output["uri"]).suffix or ".png")
-        return object_response(store, output["uri"], output["sha256"], output["content_type"] or "image/png", name)
+        return object_response(store, verified, output["uri"], output["sha256"], output["content_type"] or "image/png", name)
+
+    @app.get("/artworks/{artwork_id}/tiles/{level}/{col}_{row}.png")
+    def artwork_tile(artwork_id: int, level: int, col: int, row: int, s: Reader) -> Response:
+        """One tile of the artwork's zoom pyramid (level 0: full size; see atelier.web.tiles)."""
+        output = queries.run_file(s, artwork_id, ArtifactKind.OUTPUT)
+        if is_video(output["content_type"]) or not output["width"]:
+            raise NotFound(f"artwork {artwork_id} is a video: it has no zoom tiles")
+        pyramid = Pyramid(output["width"], output["height"], config.tile_size)
+        path = tiles.tile(output["sha256"], pyramid, level, col, row,
+                          lambda: _picture_file(output["uri"], output["sha256"]))
+        return FileResponse(path, media_type="image/png", headers=IMMUTABLE)
+
+    @contextmanager
+    def _picture_file(uri: str, sha256: str) -> Iterator[Path]:
+        """The artwork's bytes as a local file, checked against its sha256: the store's own file,
+        or for S3 a temporary copy, removed once the tiles are cut."""
+        if isinstance(store, LocalStore):
+            yield verified_path(store, verified, uri, sha256)
+            return
+        with tempfile.TemporaryDirectory(prefix="atelier-tile-source-") as folder:
+            yield store.get_file(uri, Path(folder) / "artwork", sha256=sha256)
 
     @app.get("/artworks/{artwork_id}/thumbnail")
     def artwork_thumbnail(artwork_id: int, s: Reader) -> Response:
         thumb = queries.run_file(s, artwork_id, ArtifactKind.THUMBNAIL)
-        return object_response(store, thumb["uri"], thumb["sha256"], thumb["content_type"], None)
+        return object_response(store, verified, thumb["uri"], thumb["sha256"], thumb["content_type"], None)
 
     @app.get("/images/{image_id}/file")
     def image_file(image_id: int, s: Reader, download: bool = False) -> Response:
         image = _image(s, image_id)
         name = f"{image['role']}-{image['id']}.{image['format'].lower()}" if download else None
-        return object_response(store, image["uri"], image["sha256"], media_type(image), name)
+        return object_response(store, verified, image["uri"], image["sha256"], media_type(image), name)
 
     @app.get("/images/{image_id}", response_class=HTMLResponse)
     def image_page(request: Request, image_id: int, s: Reader) -> HTMLResponse:
@@ -239,12 +290,22 @@ def create_app(config: WebConfig) -> FastAPI:
     @app.post("/jobs/rerun", response_class=HTMLResponse)
     async def rerun(request: Request) -> HTMLResponse:
         # The form is parsed here (application/x-www-form-urlencoded) rather than with FastAPI's
-        # Form(), which would need python-multipart for two text fields.
+        # Form(), which would need python-multipart for two text fields. Only a form is taken:
+        # text/plain is what another site's page can post without asking the browser first.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise HTTPException(415, f"expected a form (application/x-www-form-urlencoded), got {kind or 'no type'}")
         form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
         if config.write_token is None:
             raise HTTPException(403, "write actions are off: start `atelier web` with ATELIER_WEB_TOKEN set to turn them on")
+        client = request.client.host if request.client else "unknown"
+        wait = failed_tokens.retry_after(client)
+        if wait:
+            raise HTTPException(429, f"too many wrong tokens from this address: try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
         token = form.get("token", [""])[0]
         if not secrets.compare_digest(token.encode(), config.write_token.encode()):
+            failed_tokens.failed(client)
             raise HTTPException(403, "wrong or missing token")
         batch = form.get("batch", [""])[0]
         with catalog.reader() as s:

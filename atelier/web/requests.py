@@ -20,6 +20,7 @@ from db.queries import Filters
 GRID_SORTS = {"newest": "-id", "oldest": "id", "slowest": "-duration", "fastest": "duration"}
 METRIC_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 MAX_PAGE = 100_000
+PAGE_DIGITS = re.compile(r"[0-9]{1,6}")
 TEXT_LIMIT = 300
 FILTER_FIELDS = ("content", "style", "artist", "method", "status", "since", "until")
 
@@ -59,7 +60,8 @@ def _time(params: Mapping[str, str], name: str) -> datetime | None:
 
 def page_number(params: Mapping[str, str]) -> int:
     value = params.get("page") or "1"
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() is true for '²' and '①', which int() refuses.
+    if not PAGE_DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequest(f"page {value!r}: expected a whole number from 1 to {MAX_PAGE}")
     return int(value)
 
