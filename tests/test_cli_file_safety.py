@@ -1,0 +1,190 @@
+"""Issue 21 (data loss, tracebacks, file modes): the commands that write files never write over
+their own input, write each file whole or not at all (a temporary file renamed into place), give
+the user's umask to what they write, and answer a path they cannot write with one line, exit 2.
+
+"Unwritable" is made in ways that hold for root too: a path under a regular file, /proc, a
+folder where a file is asked for, and a read-only tmpfs (skipped where mounting is not allowed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.fixtures.images import draw_strokes, skimage_image
+from tests.video_clips import panning_frames, write_clip
+
+pytestmark = pytest.mark.integration
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files a write left behind."""
+    return sorted(p.name for p in folder.rglob("*.part*"))
+
+
+def one_line_error(result, *words: str) -> None:
+    """Exit 2 with one error line naming what is wrong (exit 1 would be a traceback)."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder no one can write in, root included: a read-only tmpfs."""
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
+def pictures(atelier, tmp_path: Path):
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
+    skimage_image("astronaut", 48).save(tmp_path / "photo.png")
+    draw_strokes(48, 48).save(tmp_path / "style.png")
+    return app, tmp_path / "photo.png", tmp_path / "style.png"
+
+
+# ---- the shared writer ------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
+    from storage.files import atomic_path
+
+    target = tmp_path / "out.png"
+    target.write_bytes(b"the old render")
+    with pytest.raises(RuntimeError), atomic_path(target) as temp:
+        assert temp.parent == tmp_path and temp.suffix == ".png" and temp.name.startswith(".out.")
+        temp.write_bytes(b"half a ren")
+        raise RuntimeError("power cut")
+    assert target.read_bytes() == b"the old render" and leftovers(tmp_path) == []
+
+    with atomic_path(target) as temp:
+        temp.write_bytes(b"the new render")
+        assert target.read_bytes() == b"the old render"  # nothing is seen before the rename
+    assert target.read_bytes() == b"the new render" and leftovers(tmp_path) == []
+
+
+@pytest.mark.unit
+def test_written_files_get_the_umask_not_0600_and_links_are_written_through(tmp_path: Path, umask_027) -> None:
+    from storage.files import atomic_path
+
+    with atomic_path(tmp_path / "new.png") as temp:
+        temp.write_bytes(b"x")
+    assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o640  # as open() or cp would give
+
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to(real)
+    with atomic_path(tmp_path / "link.png") as temp:
+        temp.write_bytes(b"new")
+    assert (tmp_path / "link.png").is_symlink() and real.read_bytes() == b"new"
+
+
+# ---- stylize ----------------------------------------------------------------------------------
+
+
+def test_stylize_refuses_an_output_that_is_its_input_by_any_name(pictures, tmp_path: Path) -> None:
+    app, photo, style = pictures
+    (tmp_path / "link.png").symlink_to(photo)
+    os.link(photo, tmp_path / "hard.png")
+    before = {path: sha256(path) for path in (photo, style)}
+    for output in (photo, tmp_path / "." / "photo.png", tmp_path / "link.png", tmp_path / "hard.png", style):
+        result = app.cli("stylize", str(photo), str(style), "-o", str(output), "--method", "noop", "--size", "32",
+                         expect=None)
+        one_line_error(result, str(output), "choose another output path")
+    assert {path: sha256(path) for path in before} == before
+
+
+def test_stylize_into_a_path_it_cannot_write_is_one_line(pictures, tmp_path: Path, read_only_folder: Path) -> None:
+    app, photo, style = pictures
+    for output, words in ((photo / "out.png", ["is a file, not a folder"]), (Path("/proc/atelier-out.png"), ["/proc"]),
+                          (read_only_folder / "out.png", ["Read-only file system"])):
+        result = app.cli("stylize", str(photo), str(style), "-o", str(output), "--method", "noop", "--size", "32",
+                         expect=None)
+        one_line_error(result, *words)
+
+
+def test_stylize_writes_with_the_umask(pictures, tmp_path: Path, umask_027) -> None:
+    """A guard: through a temporary file (mkstemp's 0600), the output must still get the umask."""
+    app, photo, style = pictures
+    app.cli("stylize", str(photo), str(style), "-o", str(tmp_path / "out" / "render.jpg"), "--method", "noop",
+            "--size", "32")
+    assert stat.S_IMODE((tmp_path / "out" / "render.jpg").stat().st_mode) == 0o640
+    assert leftovers(tmp_path / "out") == []
+
+
+# ---- stylize-video ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clip(atelier, tmp_path: Path):
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
+    draw_strokes(48, 48).save(tmp_path / "style.png")
+    return app, write_clip(tmp_path / "clip.mp4", panning_frames(4), fps=10), tmp_path / "style.png"
+
+
+QUICK_VIDEO = ("--size", "48", "--frames", "2", "--iterations", "2", "--frame-iterations", "2")
+
+
+def test_stylize_video_refuses_to_write_over_its_clip(clip, tmp_path: Path) -> None:
+    app, source, style = clip
+    original = sha256(source)
+    (tmp_path / "link.mp4").symlink_to(source)
+    os.link(source, tmp_path / "hard.mp4")
+    for output in (source, tmp_path / "." / "clip.mp4", tmp_path / "link.mp4", tmp_path / "hard.mp4"):
+        result = app.cli("stylize-video", str(source), str(output), "--style", str(style), *QUICK_VIDEO, expect=None)
+        one_line_error(result, str(output), "choose another output path")
+    assert sha256(source) == original
+
+
+def test_stylize_video_into_a_folder_it_cannot_write_is_one_line(clip, read_only_folder: Path) -> None:
+    app, source, style = clip
+    for output, words in ((Path("/proc/atelier-out.mp4"), ["/proc/atelier-out.mp4"]),
+                          (read_only_folder / "out.mp4", ["Read-only file system"]),
+                          (source / "out.mp4", ["is a file, not a folder"])):
+        result = app.cli("stylize-video", str(source), str(output), "--style", str(style), *QUICK_VIDEO, expect=None)
+        one_line_error(result, *words)
+
+
+def test_a_video_render_that_fails_midway_leaves_the_previous_output_whole(clip, tmp_path: Path, monkeypatch) -> None:
+    import tasks.video_io
+
+    app, _, style = clip
+    source = write_clip(tmp_path / "with-sound.mp4", panning_frames(4), fps=10, audio=True)
+    output = tmp_path / "out.mp4"
+    output.write_bytes(source.read_bytes())  # last week's render, say
+    before = sha256(output)
+
+    def power_cut(*args, **kwargs):  # after the video packets, while the sound is copied
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(tasks.video_io, "_copy_audio", power_cut)
+    result = app.cli("stylize-video", str(source), str(output), "--style", str(style), *QUICK_VIDEO, expect=None)
+    assert isinstance(result.exception, RuntimeError)
+    assert sha256(output) == before and leftovers(tmp_path) == []
