@@ -188,3 +188,54 @@ def test_a_video_render_that_fails_midway_leaves_the_previous_output_whole(clip,
     result = app.cli("stylize-video", str(source), str(output), "--style", str(style), *QUICK_VIDEO, expect=None)
     assert isinstance(result.exception, RuntimeError)
     assert sha256(output) == before and leftovers(tmp_path) == []
+
+
+# ---- models export ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model(pictures, tmp_path: Path):
+    """A catalog with a (untrained) light network recorded as model 'tiny', without running a training."""
+    import io
+
+    import torch
+
+    from db.claims import claim_jobs
+    from db.runs import ArtifactRecord, start_run
+    from db.trained_models import record_model
+    from style_engine.itn import build_network
+
+    app, photo, style = pictures
+    app.cli("catalog", "add", str(photo), "--role", "content")
+    app.cli("catalog", "add", str(style), "--role", "style")
+    app.cli("jobs", "add", "--content", "photo", "--style", "style", "--method", "noop")
+    workshop = app.workshop()
+    (job_id,) = claim_jobs(workshop.catalog, 1, "test", 60)
+    run_id = start_run(workshop.catalog, job_id, "test")
+    buffer = io.BytesIO()
+    torch.save({"arch": "light", "model": build_network("light", 0).state_dict()}, buffer)
+    put = workshop.store.put_bytes(buffer.getvalue(), suffix=".pt")
+    record_model(workshop.catalog, name="tiny", method="itn", style_id=2, run_id=run_id, job_id=job_id,
+                 weights=ArtifactRecord("model", put.uri, put.sha256, put.size, "application/octet-stream"),
+                 params={"arch": "light"}, metrics={})
+    return app, workshop.store.path_for_uri(put.uri), put.sha256
+
+
+def test_models_export_never_writes_over_the_stored_model(model, tmp_path: Path) -> None:
+    app, stored, digest = model
+    app.cli("models", "export", "tiny", "-o", str(tmp_path / "tiny.onnx"))  # fills the input cache too
+    cached = next((tmp_path / "cache").rglob(digest))
+    for output in (stored, cached):
+        one_line_error(app.cli("models", "export", "tiny", "-o", str(output), expect=None),
+                       str(output), "choose another output path")
+    assert sha256(stored) == digest and sha256(cached) == digest
+
+
+def test_models_export_into_a_path_it_cannot_write_is_one_line(model, tmp_path: Path, read_only_folder: Path) -> None:
+    app, stored, _ = model
+    (tmp_path / "a-folder").mkdir()
+    for output, words in ((tmp_path / "a-folder", ["is a folder"]), (Path("/proc/tiny.onnx"), ["/proc/tiny.onnx"]),
+                          (stored / "tiny.onnx", ["is a file, not a folder"]),
+                          (read_only_folder / "tiny.onnx", ["Read-only file system"])):
+        one_line_error(app.cli("models", "export", "tiny", "-o", str(output), expect=None), *words)
+    assert leftovers(tmp_path) == []
