@@ -175,10 +175,15 @@ def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
 
 
 def thumbnail(image: Image.Image, max_side: int = 256) -> Image.Image:
-    """A small copy for galleries and dashboards; never enlarges."""
-    small = image.copy()
-    small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return small
+    """A small copy for galleries and dashboards; never enlarges.
+
+    Resized straight from `image`, never through a full-size copy (a print-size render is
+    200 MB and more): a box reduction by whole factors first, then Lanczos on the small result,
+    as Pillow's own `thumbnail` does.
+    """
+    if max(image.size) <= max_side:
+        return image.copy()
+    return image.resize(long_side_size(image.size, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 def image_to_tensor(image: Image.Image, device: str | torch.device = "cpu") -> torch.Tensor:
