@@ -79,7 +79,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         dest = dest.resolve()
     if dest.is_dir():
         raise StorageWriteError(f"{dest}: is a folder; give a file name")
-    ensure_folder(dest.parent)
+    ensure_folder(dest.parent, writing=dest)
     try:
         fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}")
     except OSError as exc:
@@ -99,17 +99,20 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         raise
 
 
-def ensure_folder(folder: Path) -> None:
-    """Create `folder` (and its parents) for writing into; StorageWriteError naming it when it is
-    a file, lies under a file, or cannot be created."""
+def ensure_folder(folder: Path, *, writing: Path | None = None) -> None:
+    """Create `folder` (and its parents) to write into, or the folder of the file `writing`;
+    StorageWriteError naming that path when the folder is a file, lies under a file, or cannot
+    be created."""
+    label = writing or folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         under = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
-        raise StorageWriteError(f"{folder}: {under} is a file, not a folder" if under != folder
-                                else f"{folder}: is a file, not a folder") from None
+        raise StorageWriteError(f"{label}: is a file, not a folder" if under == label
+                                else f"{label}: {under} is a file, not a folder") from None
     except OSError as exc:
-        raise StorageWriteError(f"{folder}: cannot create this folder ({_reason(exc)})") from None
+        what = "its folder" if writing else "this folder"
+        raise StorageWriteError(f"{label}: cannot create {what} ({_reason(exc)})") from None
 
 
 def current_umask() -> int:

@@ -33,13 +33,14 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*.part*"))
 
 
-def one_line_error(result, *words: str) -> None:
-    """Exit 2 with one error line naming what is wrong (exit 1 would be a traceback)."""
+def one_line_error(result, *words: str, after: int = 0) -> None:
+    """Exit 2 with one error line naming what is wrong (exit 1 would be a traceback), after
+    `after` lines of the command's own."""
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert len(lines) == after + 1 and lines[-1].startswith("error:"), result.output
     for word in words:
-        assert word in lines[0], (word, lines[0])
+        assert word in lines[-1], (word, lines[-1])
 
 
 @pytest.fixture
@@ -239,3 +240,28 @@ def test_models_export_into_a_path_it_cannot_write_is_one_line(model, tmp_path: 
                           (read_only_folder / "tiny.onnx", ["Read-only file system"])):
         one_line_error(app.cli("models", "export", "tiny", "-o", str(output), expect=None), *words)
     assert leftovers(tmp_path) == []
+
+
+# ---- reproduce -o ------------------------------------------------------------------------------
+
+
+def test_reproduce_never_writes_over_a_stored_file_and_an_unwritable_output_is_one_line(pictures, tmp_path: Path) -> None:
+    from db.queries import show_artwork
+    from tests.fixtures.prefect import run_pending_job
+
+    app, photo, style = pictures
+    app.cli("catalog", "add", str(photo), "--role", "content")
+    app.cli("catalog", "add", str(style), "--role", "style")
+    app.cli("jobs", "add", "--content", "photo", "--style", "style", "--method", "noop", "--param", "size=40")
+    artwork_id = run_pending_job(app)
+    store = app.workshop().store
+    with app.workshop().catalog.reader() as session:
+        artwork = show_artwork(session, artwork_id)
+    stored = store.path_for_uri(artwork["uri"])
+    for output in (stored, next((tmp_path / "store").rglob(f"{sha256(photo)}.*"))):
+        before = sha256(output)
+        one_line_error(app.cli("reproduce", str(artwork_id), "-o", str(output), expect=None),
+                       str(output), "choose another output path", after=1)  # after the plan's line
+        assert sha256(output) == before
+    refused = app.cli("reproduce", str(artwork_id), "-o", str(photo / "again.png"), expect=2)
+    assert "photo.png is a file, not a folder" in refused.output.splitlines()[-1]

@@ -21,7 +21,8 @@ def refuse_input_as_output(output: Path, inputs: Iterable[Path], *, what: str = 
     cannot be one of them."""
     for source in inputs:
         if _same_file(output, source):
-            raise BadInput(f"{output}: this is {what} ({source}); choose another output path")
+            alias = "" if output.absolute() == source.absolute() else f" ({source})"
+            raise BadInput(f"{output}: this is {what}{alias}; choose another output path")
 
 
 def _same_file(a: Path, b: Path) -> bool:
