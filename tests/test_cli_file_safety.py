@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.fixtures.images import draw_strokes, skimage_image
 from tests.video_clips import panning_frames, write_clip
