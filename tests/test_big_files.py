@@ -95,3 +95,30 @@ def test_the_contact_sheet_reads_the_stored_thumbnails_never_the_artworks(prefec
     made = {kind: {a.uri for a in catalog_rows(app, Artifact) if a.kind == kind} for kind in ("output", "thumbnail")}
     assert len(made["output"]) == 2 and made["thumbnail"] <= set(reads)
     assert not made["output"] & set(reads), "an artwork was read back from the store"
+
+
+@pytest.mark.integration
+def test_a_big_output_goes_up_to_s3_in_parts_and_comes_back_verified(s3_store_url, tmp_path: Path) -> None:
+    import hashlib
+
+    from storage.s3 import MiB, S3Store
+    from tasks.job import upload_outputs
+
+    store = S3Store.from_url(s3_store_url.store_url, endpoint_url=s3_store_url.endpoint_url,
+                             multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)  # S3's smallest part
+    render = Image.effect_noise((2000, 1500), 80).convert("RGB")
+    spec = SimpleNamespace(id=1, method="noop", params={"size": 2000}, content=SimpleNamespace(sha256="0" * 64),
+                           styles=[SimpleNamespace(sha256="1" * 64)])
+    output, thumbnail = upload_outputs(SimpleNamespace(store=store), spec, render)  # type: ignore[arg-type]
+
+    parts = -(-output.bytes // (5 * MiB))
+    assert parts >= 2
+    head = store.client.head_object(Bucket=store.bucket, Key=store.object_key(output.uri))
+    assert head["ETag"].strip('"').endswith(f"-{parts}") and head["Metadata"]["sha256"] == output.sha256
+    small = store.client.head_object(Bucket=store.bucket, Key=store.object_key(thumbnail.uri))
+    assert "-" not in small["ETag"]
+
+    back = store.get_file(output.uri, tmp_path / "back.png", sha256=output.sha256)
+    assert hashlib.sha256(back.read_bytes()).hexdigest() == output.sha256
+    with Image.open(back) as picture:
+        assert picture.tobytes() == render.tobytes()
