@@ -141,16 +141,29 @@ def plan_reproduction(workshop: Workshop, artwork_id: int) -> Plan:
                 dict(run["metrics"] or {}), mismatches)
 
 
+def _refuse_stored_files(workshop: Workshop, plan: Plan, output: Path) -> None:
+    """`-o` must not name a file of a local store: the recorded output or one of the job's inputs."""
+    from atelier.services.outputs import refuse_input_as_output
+
+    path_for_uri = getattr(workshop.store, "path_for_uri", None)  # a local store only
+    if path_for_uri is not None:
+        uris = [plan.recorded_uri, plan.spec.content.uri, *(ref.uri for ref in plan.spec.styles)]
+        refuse_input_as_output(output, [path_for_uri(uri) for uri in uris], what="a stored file of the catalog")
+
+
 def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Path | None = None) -> Reproduction:
     """Re-run the plan's job through the task layer; write the new PNG to `output` when given."""
     from PIL import Image
 
     from storage.errors import ChecksumMismatch, ObjectNotFound
+    from storage.files import atomic_path
     from storage.local import LocalStore
     from tasks.job import load_inputs, render, upload_outputs
     from tasks.loss_curve import LossCurve
 
     spec = plan.spec
+    if output is not None:
+        _refuse_stored_files(workshop, plan, output)
     try:
         content, styles = load_inputs(workshop, spec)
     except (ObjectNotFound, ChecksumMismatch) as exc:
@@ -169,8 +182,8 @@ def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Pa
         view = _with_store(workshop, LocalStore(scratch))
         new_output = upload_outputs(view, spec, result.image)[0]
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(view.store.path_for_uri(new_output.uri), output)
+            with atomic_path(output) as temp:
+                shutil.copyfile(view.store.path_for_uri(new_output.uri), temp)
     largest, mean = _pixel_difference(Image.open(io.BytesIO(recorded_image)), result.image)
     return Reproduction(plan, new_output.sha256, seconds, tuple(metric_differences(plan.recorded_metrics, metrics)),
                         largest, mean, output)

@@ -175,10 +175,15 @@ def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
 
 
 def thumbnail(image: Image.Image, max_side: int = 256) -> Image.Image:
-    """A small copy for galleries and dashboards; never enlarges."""
-    small = image.copy()
-    small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return small
+    """A small copy for galleries and dashboards; never enlarges.
+
+    Resized straight from `image`, never through a full-size copy (a print-size render is
+    200 MB and more): a box reduction by whole factors first, then Lanczos on the small result,
+    as Pillow's own `thumbnail` does.
+    """
+    if max(image.size) <= max_side:
+        return image.copy()
+    return image.resize(long_side_size(image.size, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 def image_to_tensor(image: Image.Image, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -225,8 +230,8 @@ def png_bytes(image: Image.Image, metadata: Mapping[str, object] | None = None) 
 
 
 # Output formats by file suffix. PNG is lossless and the master kept in the store; JPEG and
-# WebP are for sharing, smaller, with a quality setting.
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# WebP are for sharing, smaller, with a quality setting; TIFF is lossless (deflate), for print shops.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 DEFAULT_QUALITY = 92
 _EXIF_SOFTWARE = 0x0131
 _EXIF_IMAGE_DESCRIPTION = 0x010E
@@ -249,9 +254,10 @@ def save_image(
 ) -> None:
     """Write `image` in the format its suffix names, with `metadata` as provenance.
 
-    PNG keeps it in text chunks (:func:`save_png`); JPEG and WebP in EXIF: the software in
-    `Software`, and every field as one JSON object in `ImageDescription` (ASCII, as EXIF
-    requires), which `read_exif_metadata` reads back.
+    PNG keeps it in text chunks (:func:`save_png`); JPEG, WebP and TIFF in EXIF tags (a TIFF's
+    own tags): the software in `Software`, and every field as one JSON object in
+    `ImageDescription` (ASCII, as EXIF requires), which `read_exif_metadata` reads back. TIFF is
+    deflate-compressed and ignores `quality`.
     """
     fmt = output_format(target)
     if not 1 <= quality <= 100:
@@ -267,6 +273,9 @@ def save_image(
     exif[_EXIF_IMAGE_DESCRIPTION] = json.dumps(fields, sort_keys=True, ensure_ascii=True)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     rgb = image if image.mode == "RGB" else to_rgb(image)
+    if fmt == "TIFF":
+        rgb.save(target, format=fmt, compression="tiff_adobe_deflate", exif=exif, icc_profile=_SRGB_PROFILE.tobytes())
+        return
     rgb.save(target, format=fmt, quality=quality, exif=exif.tobytes(), icc_profile=_SRGB_PROFILE.tobytes())
 
 

@@ -11,11 +11,13 @@ records nothing: the catalog raises LeaseLost.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from db import LeaseLost
@@ -254,16 +256,25 @@ def lease_keeper(workshop: Workshop, job_id: int) -> Callable[[], None]:
 
 
 def upload_outputs(workshop: Workshop, spec: JobSpec, image: Any) -> list[ArtifactRecord]:
-    """Store the output PNG (tagged with what made it) and its thumbnail."""
-    from style_engine.images import png_bytes, thumbnail
+    """Store the output PNG (tagged with what made it) and its thumbnail, made from the pixels
+    in hand (the stored PNG is never decoded for it).
+
+    Each PNG is encoded into a temporary file and streamed to the store (in parts, on S3): a
+    print-size render is about 200 MB of PNG, which as bytes would sit whole in memory beside
+    its pixels.
+    """
+    from style_engine.images import save_png, thumbnail
 
     metadata = png_provenance(spec.method, spec.params, content=spec.content.sha256,
                               styles=[ref.sha256 for ref in spec.styles], job=str(spec.id))
     thumb = thumbnail(image, THUMBNAIL_SIDE)
     records = []
-    for kind, picture, meta in ((ArtifactKind.OUTPUT, image, metadata), (ArtifactKind.THUMBNAIL, thumb, None)):
-        stored = workshop.store.put_bytes(png_bytes(picture, meta), suffix=".png", content_type="image/png")
-        records.append(artifact_record(kind, stored, width=picture.width, height=picture.height))
+    with tempfile.TemporaryDirectory(prefix="atelier-upload-") as scratch:
+        for kind, picture, meta in ((ArtifactKind.OUTPUT, image, metadata), (ArtifactKind.THUMBNAIL, thumb, None)):
+            encoded = Path(scratch) / f"{kind.value}.png"
+            save_png(picture, encoded, meta)
+            stored = workshop.store.put_file(encoded, suffix=".png", content_type="image/png")
+            records.append(artifact_record(kind, stored, width=picture.width, height=picture.height))
     return records
 
 

@@ -97,7 +97,9 @@ def show(artwork_id: Annotated[int, typer.Argument(help="Artwork (output artifac
 def export(
     folder: Annotated[Path, typer.Argument(help="Folder to write the files and artworks.json into.")],
     artwork_id: Annotated[list[int] | None, typer.Option("--id", help="This artwork (repeatable).")] = None,
-    file_format: Annotated[str, typer.Option("--format", help="png (the stored master, as is), jpg or webp.")] = "png",
+    file_format: Annotated[
+        str, typer.Option("--format", help="Pictures as png (the stored master, as is), jpg, webp or tiff; videos are always mp4.")
+    ] = "png",
     quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1-100.", min=1, max=100)] = None,
     as_json: JsonOpt = False,
     *,
@@ -105,10 +107,11 @@ def export(
 ) -> None:
     """Copy artworks into FOLDER as {id}-{content}-x-{style}.png, with an artworks.json sidecar.
 
-    The sidecar lists each file's parameters, inputs and run. Newest first, like `artworks ls`.
+    The sidecar lists each file's parameters, inputs and run; an export into a folder that has
+    one adds to it. Videos are copied as .mp4 with a .poster.png. Newest first, like `artworks ls`.
     """
-    if file_format not in ("png", "jpg", "webp"):
-        raise fail(f"--format {file_format!r}: expected png, jpg or webp")
+    if file_format not in ("png", "jpg", "webp", "tiff"):
+        raise fail(f"--format {file_format!r}: expected png, jpg, webp or tiff")
     with user_errors():
         from atelier.export import export_artworks
         from db.queries import list_artworks, show_artwork
@@ -120,6 +123,7 @@ def export(
         print_json([asdict(entry) for entry in entries])
         return
     for entry in entries:
-        say(f"{'wrote' if entry.written else 'kept '} {escape(entry.file)}")
+        say(f"{'wrote' if entry.written else 'kept '} {escape(entry.file)}"
+            + (f" (poster {escape(entry.poster)})" if entry.poster else ""))
     say(f"{len(entries)} artworks in {escape(str(folder))}, described in {escape(str(folder / 'artworks.json'))}"
-        if entries else "no artworks match")
+        if entries else f"no artworks match: nothing written in {escape(str(folder))}")

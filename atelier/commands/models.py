@@ -150,13 +150,24 @@ def export(
     if fmt not in EXPORT_FORMATS:
         raise fail(f"--format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
     with user_errors():
+        from atelier.services.outputs import refuse_input_as_output
+        from storage.files import atomic_path
         from style_engine.itn_export import export_onnx, export_torchscript
         from tasks.itn import load_model
 
-        info, net = load_model(workshop_from_settings(device="cpu"), model)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        (export_onnx if fmt == "onnx" else export_torchscript)(net, output)
+        workshop = workshop_from_settings(device="cpu")
+        info, net = load_model(workshop, model)
+        refuse_input_as_output(output, _model_files(workshop, info), what=f"model {info.name!r}'s stored weights")
+        with atomic_path(output) as temp:
+            (export_onnx if fmt == "onnx" else export_torchscript)(net, temp)
     console.print(f"{output}: model {info.id} {info.name!r} as {fmt}")
+
+
+def _model_files(workshop: Workshop, info: Any) -> list[Path]:
+    """The local files that hold a model's weights: the local store's object and the input cache's copy."""
+    files = [workshop.inputs.fetch_path(info.uri, info.sha256)]
+    path_for_uri = getattr(workshop.store, "path_for_uri", None)  # a local store only
+    return files + ([path_for_uri(info.uri)] if path_for_uri else [])
 
 
 def stylize_with_model(
@@ -178,10 +189,14 @@ def stylize_with_model(
         inputs, targets = [source], [output]
     settings = get_settings()
     with user_errors():
+        from atelier.services.outputs import refuse_input_as_output
+        from storage.files import atomic_path
         from style_engine.images import load_image, save_png
         from style_engine.itn import stylize_images
         from style_engine.itn_params import ITNParams
 
+        for target in targets:
+            refuse_input_as_output(target, inputs)
         params = ITNParams(model=model, size=512 if size is None else size, preserve_color=preserve_color)
         workshop = workshop_from_settings(device=device or settings.device)
         from tasks.itn import fast_inference, load_model
@@ -198,7 +213,8 @@ def stylize_with_model(
             for path, target, out in zip(inputs, targets, outputs):
                 provenance = png_provenance("itn", params.to_dict(), content=path.name, styles=[],
                                             model=info.name, model_sha256=info.sha256)
-                save_png(out.image, target, provenance)
+                with atomic_path(target) as temp:
+                    save_png(out.image, temp, provenance)
                 typer.echo(f"{target} {out.image.width}x{out.image.height} {out.seconds:.2f}s")
 
 

@@ -86,30 +86,35 @@ def stylize(
     settings = get_settings()
 
     with user_errors():
+        from atelier.services.outputs import refuse_input_as_output
+        from storage.files import atomic_path
         from style_engine.images import load_image, save_image
         from style_engine.methods import run_method
         from style_engine.params import parse_params
 
+        refuse_input_as_output(output, [content, *styles])
         params = parse_params(method, raw_params)
         limits = {"max_pixels": settings.max_image_pixels}
         content_image = load_image(content, **limits)
         style_images = [load_image(path, **limits) for path in styles]
         started = time.perf_counter()
-        with _progress_bar() as on_step:
-            result = run_method(
-                method,
-                content_image,
-                style_images,
-                params,
-                style_weights=blend,
-                device=device or settings.device,
-                weights=weights or settings.vgg_weights,
-                cache=None,
-                style_keys=None,
-                on_step=on_step,
-            )
-        save_image(result.image, output, _metadata(method, params.to_dict(), content, styles, blend, result),
-                   quality=quality)
+        # Opened before the render, so an output that cannot be written fails at once.
+        with atomic_path(output) as temp:
+            with _progress_bar() as on_step:
+                result = run_method(
+                    method,
+                    content_image,
+                    style_images,
+                    params,
+                    style_weights=blend,
+                    device=device or settings.device,
+                    weights=weights or settings.vgg_weights,
+                    cache=None,
+                    style_keys=None,
+                    on_step=on_step,
+                )
+            save_image(result.image, temp, _metadata(method, params.to_dict(), content, styles, blend, result),
+                       quality=quality)
     seconds = time.perf_counter() - started
     losses = " ".join(f"{name}={value:.4g}" for name, value in result.losses.items())
     width, height = result.image.size

@@ -83,6 +83,8 @@ def stylize_video(
     raw = parse_param_options(param) | {key: value for key, value in options.items() if value is not None}
     settings = get_settings()
     with user_errors():
+        from atelier.services.outputs import refuse_input_as_output
+        from storage.files import atomic_path
         from style_engine.images import load_image
         from tasks.video_render import render_clip, video_params
 
@@ -91,6 +93,9 @@ def stylize_video(
         params = video_params(VIDEO_METHODS[method], raw)
         if not source.is_file():
             raise fail(f"{source}: no such file")
+        poster, preview = output.with_suffix(".poster.png"), output.with_suffix(".preview.webp")
+        for target in (output, poster, preview):
+            refuse_input_as_output(target, [source, *(style or [])])
         if method == "itn":
             stylizer, painter = _itn_stylizer(params, style or [], device or settings.device)
         else:
@@ -106,13 +111,16 @@ def stylize_video(
             err_console.print(f"resuming after the {len(finished)} frames kept in {kept.folder}", highlight=False,
                               soft_wrap=True)
         started = time.perf_counter()
-        with _frame_progress() as on_frame, _interrupted(kept):
-            clip = render_clip(source, output, stylizer, params, finished=finished, checkpoint=kept.save,
-                               on_frame=on_frame)
+        # Opened before the render, so an output that cannot be written fails before the first frame.
+        with atomic_path(output) as temp:
+            with _frame_progress() as on_frame, _interrupted(kept):
+                clip = render_clip(source, temp, stylizer, params, finished=finished, checkpoint=kept.save,
+                                   on_frame=on_frame)
+            with atomic_path(poster) as poster_temp:
+                clip.poster.save(poster_temp)
+            with atomic_path(preview) as preview_temp:
+                preview_temp.write_bytes(clip.preview)
         kept.remove()
-        poster = output.with_suffix(".poster.png")
-        clip.poster.save(poster)
-        output.with_suffix(".preview.webp").write_bytes(clip.preview)
     for note in clip.metrics["notes"]:
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
     m = clip.metrics
