@@ -8,10 +8,13 @@ The nightly gallery runs video jobs too; this flow runs only them, e.g. on deman
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import flow
 
 from db.claims import claim_jobs
 from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
+from flows.claiming import narrowed
 from flows.report import BatchReport
 from tasks.video_render import VIDEO_METHODS
 
@@ -22,15 +25,15 @@ def stylize_video(limit: int = 5, job_ids: list[int] | None = None, tags: list[s
     """Claim up to `limit` pending video jobs (optionally these ids, or contents with these tags) and run them."""
     workshop = open_workshop()
 
-    def claim() -> list[int]:
+    def claim(n: int, only: Sequence[str] | None) -> list[int]:
         return claim_jobs(
             workshop.catalog,
-            limit,
+            n,
             workshop.worker,
             workshop.config.lease_seconds,
             job_ids=job_ids or None,
-            methods=sorted(VIDEO_METHODS),
+            methods=narrowed(sorted(VIDEO_METHODS), only),
             tags=tags or None,
         )
 
-    return run_batch(workshop, "stylize-video", claim)
+    return run_batch(workshop, "stylize-video", claim, limit)
