@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.errors import InvalidRequest, NotFound
 from db.images import MAX_ID, find_image, normalize_tags
 from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStatus, JobStyle, Run, RunStatus
+from db.segments import read_segment_states
 from db.text import contains_text
 
 
@@ -226,6 +227,7 @@ def job_dict(job: Job, *, runs: bool = False) -> dict[str, Any]:
         "claimed_by": job.claimed_by,
         "lease_expires_at": job.lease_expires_at,
         "idempotency_key": job.idempotency_key,
+        "parent_job_id": job.parent_job_id,
         "last_error_type": job.last_error_type,
         "last_error_message": job.last_error_message,
         "content": _input_brief(job.content),
@@ -306,7 +308,13 @@ def show_job(session: Session, job_id: int) -> dict[str, Any]:
     )
     if job is None:
         raise NotFound(f"no job with id {job_id}")
-    return job_dict(job, runs=True)
+    data = job_dict(job, runs=True)
+    segments = read_segment_states(session, job_id)
+    if segments:  # a film shared by the fleet: its pieces, where they run and how far they are
+        data["segments"] = [{**asdict(state), "frames": state.frames} for state in segments]
+        data["frames_done"] = sum(min(state.frames_done, state.frames) for state in segments)
+        data["frames_total"] = sum(state.frames for state in segments)
+    return data
 
 
 # ---- runs --------------------------------------------------------------------------------

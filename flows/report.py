@@ -79,10 +79,16 @@ class BatchReport:
 
     @property
     def failed(self) -> list[JobLine]:
-        return [line for line in self.lines if line.status != JobStatus.SUCCEEDED]
+        return [line for line in self.lines if line.status not in (JobStatus.SUCCEEDED, JobStatus.WAITING)]
+
+    @property
+    def waiting(self) -> list[JobLine]:
+        """Films planned into segments that the fleet is rendering (assembled after the last one)."""
+        return [line for line in self.lines if line.status == JobStatus.WAITING]
 
     def headline(self) -> str:
-        return f"{self.name}: {len(self.succeeded)} of {len(self.lines)} jobs succeeded"
+        films = f", {len(self.waiting)} films waiting for their segments" if self.waiting else ""
+        return f"{self.name}: {len(self.succeeded)} of {len(self.lines)} jobs succeeded{films}"
 
     def failure_summary(self) -> str:
         reasons = "; ".join(f"job {line.job_id}: {line.error or line.status}" for line in self.failed)

@@ -161,7 +161,8 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonOp
     if as_json:
         print_json(record)
         return
-    print_record(job_for_people(record), as_json=False, sections={"runs": run_lines})
+    print_record(job_for_people(record), as_json=False, sections={"segments": segment_lines, "runs": run_lines}
+                 if record.get("segments") else {"runs": run_lines})
 
 
 def job_for_people(job: dict[str, Any]) -> dict[str, Any]:
@@ -175,13 +176,25 @@ def job_for_people(job: dict[str, Any]) -> dict[str, Any]:
         "priority": job["priority"],
         "content": short_title(job["content"], 60),
         "styles": styles_cell(job),
+        "film": job.get("parent_job_id") and f"segment of job {job['parent_job_id']}",
+        "frames": job.get("segments") and f"{job['frames_done']} of {job['frames_total']} done",
         "claimed by": job["claimed_by"],
         "lease until": job["lease_expires_at"],
         "last error": job["last_error_type"] and f"{job['last_error_type']}: {job['last_error_message']}",
         "created": job["created_at"],
         "updated": job["updated_at"],
+        "segments": job.get("segments", []),
         "runs": job.get("runs", []),
     }
+
+
+def segment_lines(segment: dict[str, Any]) -> list[str]:
+    """One segment of a film: its frames, state, host and how far it is."""
+    last = segment["end"] - 1
+    host = f" on {segment['host']}" if segment["host"] else ""
+    done = min(segment["frames_done"], segment["frames"])
+    return [f"segment {segment['index']} (job {segment['job_id']}): frames {segment['start']}-{last}, "
+            f"{segment['status']}{host}, {done} of {segment['frames']} frames done"]
 
 
 def run_lines(run: dict[str, Any]) -> list[str]:
