@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.errors import InvalidRequest, NotFound
 from db.images import MAX_ID, find_image, normalize_tags
 from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStatus, JobStyle, Run, RunStatus
-from db.segments import read_segment_states
+from db.segments import film_progress, films_segments, read_segment_states
 from db.text import contains_text
 
 
@@ -286,7 +286,13 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
         query = query.where(Job.status == f.status)
     query = _dated(_job_filters(session, query, f), Job.created_at, f)
     query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
-    return [job_dict(j) for j in session.scalars(query)]
+    rows = [job_dict(j) for j in session.scalars(query)]
+    films = films_segments(session, [row["id"] for row in rows if row["method"].startswith("video_")])
+    for row in rows:  # a film shared by the fleet: how far it is across every host
+        if row["id"] in films:
+            row["frames_done"], row["frames_total"] = film_progress(films[row["id"]])
+            row["segment_hosts"] = sorted({state.host for state in films[row["id"]] if state.host})
+    return rows
 
 
 def check_jobs_exist(session: Session, job_ids: Sequence[int]) -> None:
@@ -312,8 +318,7 @@ def show_job(session: Session, job_id: int) -> dict[str, Any]:
     segments = read_segment_states(session, job_id)
     if segments:  # a film shared by the fleet: its pieces, where they run and how far they are
         data["segments"] = [{**asdict(state), "frames": state.frames} for state in segments]
-        data["frames_done"] = sum(min(state.frames_done, state.frames) for state in segments)
-        data["frames_total"] = sum(state.frames for state in segments)
+        data["frames_done"], data["frames_total"] = film_progress(segments)
     return data
 
 

@@ -139,18 +139,31 @@ def segment_states(catalog: Catalog, film_id: int) -> list[SegmentState]:
 
 def read_segment_states(session: Session, film_id: int) -> list[SegmentState]:
     """:func:`segment_states` inside an open session (the catalog queries' `jobs show`)."""
+    return films_segments(session, [film_id]).get(film_id, [])
+
+
+def films_segments(session: Session, film_ids: Sequence[int]) -> dict[int, list[SegmentState]]:
+    """The segments of each of `film_ids` that was planned, in order (one query for a page of jobs)."""
+    if not film_ids:
+        return {}
     latest = (select(Run.host).where(Run.job_id == Job.id).order_by(Run.attempt.desc()).limit(1)
               .correlate(Job).scalar_subquery())
     done = (select(func.count(func.distinct(Artifact.frames)))
             .where(Artifact.job_id == Job.id, Artifact.kind == ArtifactKind.CHECKPOINT.value)
             .correlate(Job).scalar_subquery())
-    rows = session.execute(select(Job.id, Job.params, Job.status, latest, done).where(Job.parent_job_id == film_id)).all()
-    states = []
-    for job_id, params, status, host, frames_done in rows:
+    rows = session.execute(select(Job.parent_job_id, Job.id, Job.params, Job.status, latest, done)
+                           .where(Job.parent_job_id.in_(list(film_ids)))).all()
+    films: dict[int, list[SegmentState]] = {}
+    for film_id, job_id, params, status, host, frames_done in rows:
         segment = params[SEGMENT_KEY]
-        states.append(SegmentState(job_id, segment["index"], segment["start"], segment["end"], status, host,
-                                   int(frames_done or 0)))
-    return sorted(states, key=lambda state: state.index)
+        films.setdefault(film_id, []).append(SegmentState(job_id, segment["index"], segment["start"], segment["end"],
+                                                          status, host, int(frames_done or 0)))
+    return {film_id: sorted(states, key=lambda state: state.index) for film_id, states in films.items()}
+
+
+def film_progress(states: Sequence[SegmentState]) -> tuple[int, int]:
+    """(frames done, frames in all) of a film's segments, across every host."""
+    return sum(min(state.frames_done, state.frames) for state in states), sum(state.frames for state in states)
 
 
 def films_of(catalog: Catalog, job_ids: Sequence[int]) -> dict[int, int]:

@@ -25,6 +25,7 @@ from db.claims import expire_leases, holders_on_host
 from db.runs import jobs_of_flow_run, release_jobs
 from db.session import retry_unavailable
 from flows.claiming import Claim, Claimer
+from flows.film_progress import FilmProgress
 from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, report_batch
 from tasks.progress import shares_done
@@ -163,6 +164,7 @@ def run_jobs(workshop: Workshop, claimer: Claimer) -> None:
                 return runner.submit(run_job_batch, {"job_ids": unit, "workshop": workshop})
             return runner.submit(run_job, {"job_id": unit[0], "workshop": workshop})
 
+        films = FilmProgress(workshop)
         futures: dict[PrefectFuture[Any], list[int]] = {}
         try:
             pending: list[PrefectFuture[Any]] = []
@@ -171,6 +173,7 @@ def run_jobs(workshop: Workshop, claimer: Claimer) -> None:
                     future = submit(unit)
                     futures[future] = unit
                     pending.append(future)
+                    films.started(unit)
                 if not pending:
                     break
                 waited = wait(pending, timeout=poll)
@@ -179,6 +182,7 @@ def run_jobs(workshop: Workshop, claimer: Claimer) -> None:
                     for job_id in transient_failures(future, futures[future]):
                         claimer.put_back([job_id])
                 claimer.keep_waiting_leases()
+                films.update()
                 # finished jobs count whole; running ones by the share their engine has done
                 running_jobs = [job_id for future in pending for job_id in futures[future]]
                 claimed = len(claimer.claimed)

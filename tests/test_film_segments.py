@@ -49,6 +49,16 @@ def decoded_frames(path: Path) -> tuple[int, int]:
         return sum(1 for _ in container.decode(video=0)), len(container.streams.audio)
 
 
+def film_progress_shown(flow_run_id: object, film_id: int) -> float:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    [progress] = [a for a in artifacts if a.type == "progress" and (a.description or "").startswith(f"film job {film_id}:")]
+    return float(progress.data)
+
+
 def test_a_film_is_planned_into_segments_rendered_once_each_and_assembled_once(prefect_api, atelier, tmp_path):
     from db.models import Artifact, Job, Run
     from flows.video import stylize_video
@@ -59,7 +69,8 @@ def test_a_film_is_planned_into_segments_rendered_once_each_and_assembled_once(p
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", segment_frames=SHOT_FRAMES)
     clip, style = film_inputs(tmp_path / "in")
     add_film_job(app, clip, style)
-    assert stylize_video(limit=10, return_state=True).is_completed()
+    state = stylize_video(limit=10, return_state=True)
+    assert state.is_completed()
 
     jobs = catalog_rows(app, Job)
     [film] = [job for job in jobs if job.parent_job_id is None]
@@ -99,6 +110,14 @@ def test_a_film_is_planned_into_segments_rendered_once_each_and_assembled_once(p
     assert "12 of 12 done" in shown
     assert f"segment 0 (job {segments[0].id}): frames 0-2, succeeded on {host}, 3 of 3 frames done" in shown
     assert f"segment of job {film.id}" in app.cli("jobs", "show", str(segments[3].id)).output
+    from tests.test_web import make_client
+
+    page = make_client(app.env["ATELIER_DATABASE_URL"], app.env["ATELIER_STORE_URL"]).get("/jobs").text
+    assert f"film: 12 of 12 frames on {host}" in page
+    assert f"segment 3 (frames 9-11) of job {film.id}" in page
+
+    # The dashboard shows the film's progress: frames stored by every host.
+    assert film_progress_shown(state.state_details.flow_run_id, film.id) == 100.0
 
     # Again: nothing left to do, nothing assembled twice.
     assert stylize_video(limit=10, return_state=True).is_completed()
