@@ -11,7 +11,7 @@ from PIL import Image
 
 from style_engine.errors import InvalidInputError
 from style_engine.params import parse_params
-from style_engine.shots import Segment, find_cuts, plan_segments, stylize_segment
+from style_engine.shots import Segment, find_cuts, plan_segments, segment_overlap, stylize_segment
 from style_engine.video import RuderGatys, stylize_clip
 from style_engine.video_itn import StabilizedITN
 from tests.test_video_itn import FlickeringNet
@@ -143,7 +143,8 @@ def test_fast_video_chunks_warm_up_to_within_one_level_of_one_go() -> None:
     frames = panning_frames(30, step=1)
     params = _itn_params()
     one_go = [image for image, _ in stylize_clip(frames, StabilizedITN(FlickeringNet()), params)]
-    segments = plan_segments(len(frames), [], segment_frames=10, overlap=10)
+    assert segment_overlap(params) == 9  # blend 0.5: 0.5^8 * 255 < 1, and a frame for rounding
+    segments = plan_segments(len(frames), [], segment_frames=10, overlap=segment_overlap(params))
     apart = _render_segments(frames, StabilizedITN(FlickeringNet()), params, segments, [], hand_over=False)
     difference = [int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(one_go, apart, strict=True)]
     assert max(difference) <= 1, difference
@@ -155,6 +156,14 @@ def test_fast_video_chunks_warm_up_to_within_one_level_of_one_go() -> None:
     exact = _render_segments(frames, StabilizedITN(FlickeringNet()), params,
                              plan_segments(len(frames), [], segment_frames=10, overlap=1), [], hand_over=True)
     assert all(np.array_equal(a, b) for a, b in zip(one_go, exact, strict=True))
+
+
+def test_overlap_by_method() -> None:
+    assert segment_overlap(_gatys_params(long_term=(1, 2, 4))) == 4  # the hand-over's guides
+    assert segment_overlap(_gatys_params(temporal=False)) == 0
+    assert segment_overlap(_itn_params(blend=0.7)) > segment_overlap(_itn_params(blend=0.5)) > segment_overlap(
+        _itn_params(blend=0.3))
+    assert segment_overlap(_itn_params(stabilize=False)) == 0
 
 
 def test_a_resumed_segment_gives_the_same_bytes_and_multi_pass_is_not_split() -> None:
