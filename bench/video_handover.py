@@ -67,6 +67,11 @@ def style_image(data: Path) -> Image.Image:
     return Image.fromarray(samples.coffee())
 
 
+def fresh_stylizer(style: Image.Image, params: object, device: torch.device) -> RuderGatys:
+    """A stylizer with nothing cached, as on another host."""
+    return RuderGatys([style], params, device=device)  # type: ignore[arg-type]
+
+
 def strip(frames: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate(list(frames), axis=1)
 
@@ -95,17 +100,29 @@ def gatys(args: argparse.Namespace, device: torch.device) -> None:
     print(f"  hand-over (previous {depth} outputs): same bytes as one go: {same}; seam ratio {report.worst:.2f} "
           f"(seam {report.seams[seam]:.3e}, clip mean {report.mean:.3e})")
     for overlap in args.overlaps:
+        # What stylize_segment does without `previous`: the chain starts from scratch `overlap` frames early.
         segment = Segment(1, seam, len(frames), seam - overlap, False)
-        fresh = RuderGatys([style], params, device=device)
         clock = time.perf_counter()
-        part = list(stylize_segment(frames[seam - overlap :], fresh, params, segment, []))
+        part = [image for image, _ in stylize_clip(frames[seam - overlap :], fresh_stylizer(style, params, device), params)]
         seconds = time.perf_counter() - clock
-        stitched = one_go[:seam] + [image for image, _ in part]
+        stitched = one_go[:seam] + part[overlap:]
         report = seam_errors(frames, stitched, [Segment(0, 0, seam, 0, True), segment], [])
         print(f"  from scratch, {overlap} warm-up frames: seam ratio {report.worst:.2f} (seam {report.seams[seam]:.3e}, "
               f"clip mean {report.mean:.3e}); mean |difference| to one go at the seam "
               f"{np.abs(stitched[seam].astype(int) - one_go[seam].astype(int)).mean():.1f}/255; {seconds:.1f} s")
         rows.append((f"scratch, {overlap} warm-up", stitched))
+        if overlap and args.crossfade:
+            # The parallel alternative: the segment keeps its warm-up outputs, and the stitcher fades
+            # from the previous segment's last frames into them over the overlap.
+            weights = np.arange(1, overlap + 1) / (overlap + 1)
+            faded = [np.round((1 - w) * a + w * b).astype(np.uint8)
+                     for w, a, b in zip(weights, one_go[seam - overlap : seam], part[:overlap])]
+            stitched = one_go[: seam - overlap] + faded + part[overlap:]
+            inside = [Segment(1, t, t + 1, t - 1, False) for t in range(seam - overlap, seam + 1)]
+            report = seam_errors(frames, stitched, inside, [])
+            print(f"  cross-fade over those {overlap} frames: worst ratio in the fade {report.worst:.2f} "
+                  f"({', '.join(f'{r:.2f}' for r in report.ratios.values())}), clip mean {report.mean:.3e}")
+            rows.append((f"cross-fade over {overlap}", stitched))
     warm = RuderGatys([style], params, device=device)
     clock = time.perf_counter()
     list(stylize_clip(frames[:1], warm, params))
@@ -176,6 +193,7 @@ def main() -> None:
     parser.add_argument("--frame-iterations", type=int, default=10)
     parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 4])
     parser.add_argument("--png", default="/tmp/seams.png")
+    parser.add_argument("--crossfade", action="store_true", help="also measure a stitch-time cross-fade over the overlap")
     parser.add_argument("--itn-frames", type=int, default=40)
     parser.add_argument("--itn-seam", type=int, default=20)
     parser.add_argument("--itn-size", type=int, default=160)

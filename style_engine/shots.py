@@ -232,13 +232,14 @@ def seam_errors(
     """The warping error across each seam between segments of one shot, against the clip's mean.
 
     ``frames`` are the inputs at the size of ``outputs`` (the flow and masks come from them, as for
-    every warping error here). Seams at a shot start are not seams: nothing should carry over.
+    every warping error here). Seams at a shot start are not seams: nothing should carry over. The
+    mean leaves the seams out, so that a jump does not raise the bar it is measured against.
     """
     if len(frames) != len(outputs):
         raise InvalidInputError(f"seams: {len(frames)} frames but {len(outputs)} outputs")
     errors = measure_clip(frames, outputs, set(shot_starts), flow_method)
-    measured = [e for e in errors if e is not None]
     seams = {s.start: error for s in segments if not s.fresh and (error := errors[s.start]) is not None}
+    measured = [e for index, e in enumerate(errors) if e is not None and index not in seams]
     return SeamReport(float(np.mean(measured)) if measured else 0.0, seams)
 
 

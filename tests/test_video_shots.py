@@ -11,7 +11,7 @@ from PIL import Image
 
 from style_engine.errors import InvalidInputError
 from style_engine.params import parse_params
-from style_engine.shots import Segment, find_cuts, plan_segments, segment_overlap, stylize_segment
+from style_engine.shots import Segment, find_cuts, plan_segments, seam_errors, segment_overlap, stylize_segment
 from style_engine.video import RuderGatys, stylize_clip
 from style_engine.video_itn import StabilizedITN
 from tests.test_video_itn import FlickeringNet
@@ -156,6 +156,20 @@ def test_fast_video_chunks_warm_up_to_within_one_level_of_one_go() -> None:
     exact = _render_segments(frames, StabilizedITN(FlickeringNet()), params,
                              plan_segments(len(frames), [], segment_frames=10, overlap=1), [], hand_over=True)
     assert all(np.array_equal(a, b) for a, b in zip(one_go, exact, strict=True))
+
+
+def test_seam_errors_tell_a_jump_from_a_steady_seam() -> None:
+    frames = panning_frames(12, step=1)
+    segments = plan_segments(12, [], segment_frames=6, overlap=2)
+    rng = np.random.default_rng(0)
+    steady = [np.clip(f.astype(int) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames]
+    jump = steady[:6] + [np.clip(f.astype(int) + 40, 0, 255).astype(np.uint8) for f in steady[6:]]
+    calm, jumpy = seam_errors(frames, steady, segments, []), seam_errors(frames, jump, segments, [])
+    assert list(calm.seams) == [6] and calm.worst < 1.5
+    assert jumpy.worst > 10 * calm.worst
+    assert jumpy.mean == pytest.approx(calm.mean, rel=0.2)  # the jump is not in the bar it is measured against
+    # At a cut nothing carries over, so it is no seam.
+    assert seam_errors(frames, jump, plan_segments(12, [6], 6, 2), [6]).seams == {}
 
 
 def test_overlap_by_method() -> None:
