@@ -27,8 +27,8 @@ import numpy as np
 
 from style_engine.errors import InvalidInputError
 from style_engine.flow import check_flow_method
-from style_engine.video import ClipStylizer, FrameCallback, FrameReport, pair_similarity, stylize_clip
-from style_engine.video_params import VideoParams
+from style_engine.video import ClipStylizer, FrameCallback, FrameReport, measure_clip, pair_similarity, stylize_clip
+from style_engine.video_params import VideoGatysParams, VideoParams
 
 PLANNING_SIZE = 96  # px, long side of the frames the planning pass looks at
 HISTOGRAM_BINS = 8  # per RGB channel
@@ -43,6 +43,7 @@ BASELINE = 12
 MIN_BASELINE = 3  # steps a shot must show before a run of change can start in it
 DISSOLVE_TOTAL = 0.25
 MAX_DISSOLVE = 60  # frames; a longer run of change is camera motion or action, not a transition
+SEAM_TOLERANCE = 1 / 255  # how far a fast-video warm-up may leave a frame from the one-go render
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,24 @@ def plan_segments(n_frames: int, cuts: Sequence[int], segment_frames: int, overl
     return segments
 
 
+def segment_overlap(params: VideoParams) -> int:
+    """The context frames a segment inside a shot needs, by method (pass it to :func:`plan_segments`).
+
+    Ruder: the earlier frames its long-term guides look at (``max(long_term)``); the segment is
+    handed the previous segment's outputs of them (the hand-over, README "Video"). Fast video: the
+    warm-up after which the blend has forgotten where it started: a difference d at the first
+    context frame is at most blend^k * d after k frames, so k = log(tolerance) / log(blend) brings
+    a full-scale difference under one level, plus one frame for rounding (9 at blend 0.5; measured
+    with bench/video_handover.py: 6 frames already suffice for a difference of 37/255).
+    Without stabilization frames are independent and need no context.
+    """
+    if isinstance(params, VideoGatysParams):
+        return max(params.long_term) if params.temporal else 0
+    if not params.temporal or params.blend <= 0:
+        return 0
+    return math.ceil(math.log(SEAM_TOLERANCE) / math.log(params.blend)) + 1
+
+
 def stylize_segment(
     frames: Iterable[np.ndarray],
     stylizer: ClipStylizer,
@@ -174,6 +193,54 @@ def stylize_segment(
     for image, report in stylize_clip(source, stylizer, params, shot_starts=starts, finished=seeded, on_frame=owned):
         if report.index >= lead:
             yield image, in_clip(report)
+
+
+@dataclass(frozen=True)
+class SeamReport:
+    """How steady a clip rendered in segments is across its seams (Lai et al.'s warping error).
+
+    ``mean``: the clip's mean warping error (frames that start a shot have none). ``seams``: the
+    warping error of each mid-shot segment's first frame against the frame before it, by frame index.
+    """
+
+    mean: float
+    seams: dict[int, float]
+
+    @property
+    def ratios(self) -> dict[int, float]:
+        """Each seam's error over the clip's mean (the acceptance asks for at most 1.5)."""
+        return {start: _ratio(error, self.mean) for start, error in self.seams.items()}
+
+    @property
+    def worst(self) -> float:
+        return max(self.ratios.values(), default=0.0)
+
+
+def _ratio(error: float, mean: float) -> float:
+    if mean > 0:
+        return error / mean
+    return 0.0 if error == 0 else float("inf")
+
+
+def seam_errors(
+    frames: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    segments: Sequence[Segment],
+    shot_starts: Collection[int],
+    flow_method: str = "dis",
+) -> SeamReport:
+    """The warping error across each seam between segments of one shot, against the clip's mean.
+
+    ``frames`` are the inputs at the size of ``outputs`` (the flow and masks come from them, as for
+    every warping error here). Seams at a shot start are not seams: nothing should carry over. The
+    mean leaves the seams out, so that a jump does not raise the bar it is measured against.
+    """
+    if len(frames) != len(outputs):
+        raise InvalidInputError(f"seams: {len(frames)} frames but {len(outputs)} outputs")
+    errors = measure_clip(frames, outputs, set(shot_starts), flow_method)
+    seams = {s.start: error for s in segments if not s.fresh and (error := errors[s.start]) is not None}
+    measured = [e for index, e in enumerate(errors) if e is not None and index not in seams]
+    return SeamReport(float(np.mean(measured)) if measured else 0.0, seams)
 
 
 def find_cuts(
