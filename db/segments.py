@@ -44,14 +44,20 @@ def film_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def plan_film(
-    catalog: Catalog, film_id: int, worker: str, segments: Sequence[Mapping[str, Any]], shot_starts: Sequence[int]
+    catalog: Catalog, film_id: int, worker: str, segments: Sequence[Mapping[str, Any]], shot_starts: Sequence[int],
+    *, handed_over: Sequence[bool] = (),
 ) -> list[int]:
-    """Record the plan of held film `film_id`: its segments as pending jobs, the film waiting.
+    """Record the plan of held film `film_id`: its segments as jobs, the film waiting.
+
+    A segment whose `handed_over` flag is set continues its predecessor's chain (Ruder's
+    hand-over inside a shot): it waits, unclaimable, until the segment before it succeeds
+    (:func:`release_successor`); the others are pending at once, for any host.
 
     One transaction: a worker that dies while planning leaves the film as it was (running
     under its lease), never half planned. The claim that took the film to plan it started
     no Run, so its attempt is given back. Raises LeaseLost if `worker` no longer holds it.
     """
+    waits = list(handed_over) or [False] * len(segments)
     with catalog.session() as session:
         film = session.scalar(select(Job).where(Job.id == film_id).with_for_update())
         if film is None or film.status != JobStatus.RUNNING or film.claimed_by != worker:
@@ -60,9 +66,10 @@ def plan_film(
         content_sha = film.content.sha256
         style_shas = [(style.image.sha256, style.weight) for style in film.styles]
         children = []
-        for segment in segments:
+        for segment, waiting in zip(segments, waits, strict=True):
             params = segment_params(film.params, segment, shot_starts)
             children.append(Job(
+                status=JobStatus.WAITING if waiting else JobStatus.PENDING,
                 content_id=film.content_id, method=film.method, params=params, priority=film.priority,
                 max_attempts=film.max_attempts, parent_job_id=film.id,
                 idempotency_key=idempotency_key(film.method, content_sha, style_shas, params),
@@ -102,6 +109,19 @@ def take_assembly(catalog: Catalog, film_id: int, worker: str, lease_seconds: fl
                     lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         ).rowcount
     return bool(taken)
+
+
+def release_successor(catalog: Catalog, film_id: int, index: int) -> list[int]:
+    """Make the segment after segment `index` of film `film_id` claimable if it waits for it
+    (the hand-over: its predecessor's outputs now exist); the ids released."""
+    states = segment_states(catalog, film_id)
+    successors = [state.job_id for state in states if state.index == index + 1 and state.status == JobStatus.WAITING]
+    if not successors:
+        return []
+    with catalog.transaction() as connection:
+        return list(connection.scalars(
+            update(Job).where(Job.id.in_(successors), Job.status == JobStatus.WAITING)
+            .values(status=JobStatus.PENDING).returning(Job.id)))
 
 
 def wait_for_segments(catalog: Catalog, film_id: int, worker: str) -> None:

@@ -31,6 +31,7 @@ from db.runs import ArtifactRecord
 from db.segments import (
     film_params,
     plan_film,
+    release_successor,
     segment_ids,
     segment_states,
     succeeded_run,
@@ -66,15 +67,17 @@ def film_step(workshop: Workshop, spec: JobSpec, logger: Logger) -> FilmStep:
     plan = plan_segments_of(workshop, spec, logger)
     if plan is None:
         return FilmStep.RENDER
-    segments, cuts = plan
-    children = plan_film(workshop.catalog, spec.id, workshop.worker, segments, cuts)
+    segments, cuts, handed_over = plan
+    children = plan_film(workshop.catalog, spec.id, workshop.worker, segments, cuts, handed_over=handed_over)
     logger.info("job %d: %d segments for the fleet, jobs %s", spec.id, len(children), children)
     return FilmStep.PLANNED
 
 
-def plan_segments_of(workshop: Workshop, spec: JobSpec, logger: Logger) -> tuple[list[dict[str, Any]], list[int]] | None:
-    """The segments (as dicts) and cuts of job ``spec``'s clip; None when it renders in one piece
-    (at most one segment long, multi-pass, or a plan of a single segment)."""
+def plan_segments_of(
+    workshop: Workshop, spec: JobSpec, logger: Logger
+) -> tuple[list[dict[str, Any]], list[int], list[bool]] | None:
+    """The segments (as dicts), cuts and hand-over flags of job ``spec``'s clip; None when it
+    renders in one piece (at most one segment long, multi-pass, or a plan of a single segment)."""
     from tasks.video_io import check_range, probe_video, read_frames
     from tasks.video_render import video_params
 
@@ -96,7 +99,47 @@ def plan_segments_of(workshop: Workshop, spec: JobSpec, logger: Logger) -> tuple
                 time.perf_counter() - started, cuts, len(segments), limit)
     if len(segments) < 2:
         return None
-    return [segment.to_dict() for segment in segments], cuts
+    return [segment.to_dict() for segment in segments], cuts, [needs_hand_over(params, s) for s in segments]
+
+
+def needs_hand_over(params: Any, segment: Any) -> bool:
+    """Whether a segment continues its predecessor's chain from the predecessor's stored outputs,
+    and so starts only once that segment has succeeded.
+
+    Ruder's method inside a shot: a chunk started from scratch is a visible jump (its first frame
+    lacks the many iterations of style the chained frames carry; README "Video"), so the chunk is
+    handed the previous outputs and renders the very bytes of a one-host render. Fast video
+    forgets its start within a few warm-up frames, so its chunks are independent.
+    """
+    from style_engine.video_params import VideoGatysParams
+
+    return isinstance(params, VideoGatysParams) and segment.context_start < segment.start
+
+
+def previous_outputs(workshop: Workshop, film_id: int, segment: Any) -> list[np.ndarray]:
+    """The stored outputs of frames ``[segment.context_start, segment.start)`` (the hand-over), made
+    by the segments before it in the same shot (a short chunk's context can reach past its
+    predecessor; every chunk of the shot before this one has succeeded, each having waited for
+    the one before it)."""
+    before = [state for state in segment_states(workshop.catalog, film_id)
+              if state.index < segment.index and state.end > segment.context_start]
+    first = before[0].start if before else segment.start
+    frames = list(stored_frames(workshop, before))[segment.context_start - first:]
+    wanted = segment.start - segment.context_start
+    if len(frames) != wanted:
+        raise RuntimeError(f"segment {segment.index}: {len(frames)} of the {wanted} earlier frames it continues from")
+    return frames
+
+
+def after_segment(workshop: Workshop, spec: JobSpec, run_film: Any, logger: Logger) -> None:
+    """A segment of a film succeeded: let the segment that continues it start, and assemble the
+    film if this was its last segment."""
+    index = film_params(spec.params)[1]["index"]
+    released = retry_unavailable(lambda: release_successor(workshop.catalog, spec.parent_job_id, index),
+                                 f"releasing the segment after job {spec.id}")
+    if released:
+        logger.info("job %d: its frames hand over to segment job %s, claimable now", spec.id, released)
+    assemble_if_last(workshop, spec.parent_job_id, run_film, logger)
 
 
 def assemble_if_last(workshop: Workshop, film_id: int, run_film: Any, logger: Logger) -> None:

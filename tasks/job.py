@@ -114,12 +114,12 @@ def perform_job(
         close_unfinished_run(workshop, job_id, run_id, exc, timings, final_attempt=final_attempt, logger=logger)
         raise
     logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
-    if spec.parent_job_id is not None:  # a segment of a film: the last one assembles it
-        from tasks.film import assemble_if_last
+    if spec.parent_job_id is not None:  # a segment of a film: hand over to the next; the last one assembles it
+        from tasks.film import after_segment
 
-        assemble_if_last(workshop, spec.parent_job_id,
-                         lambda film_id: perform_job(workshop, film_id, ids, final_attempt=final_attempt, logger=logger),
-                         logger)
+        after_segment(workshop, spec,
+                      lambda film_id: perform_job(workshop, film_id, ids, final_attempt=final_attempt, logger=logger),
+                      logger)
     return JobResult(job_id, run_id, artifacts[0].uri, artifacts[-1].uri)
 
 

@@ -80,10 +80,15 @@ def run_video(
 
     if segment is not None:
         from style_engine.shots import Segment
+        from tasks.film import needs_hand_over, previous_outputs
 
+        piece = Segment.from_dict(segment)
+        with phase(timings, "load"):
+            previous = (previous_outputs(workshop, spec.parent_job_id, piece)
+                        if needs_hand_over(params, piece) and not finished and spec.parent_job_id else [])
         with phase(timings, "compute"):
-            result = render_segment(source, stylizer, params, Segment.from_dict(segment), shot_starts, label=label,
-                                    finished=finished, checkpoint=checkpoint, on_frame=on_frame)
+            result = render_segment(source, stylizer, params, piece, shot_starts, label=label, finished=finished,
+                                    previous=previous, checkpoint=checkpoint, on_frame=on_frame)
         with phase(timings, "upload"):
             stored = workshop.store.put_bytes(png_bytes(result.poster), suffix=".png", content_type="image/png")
         thumbnail = artifact_record(ArtifactKind.THUMBNAIL, stored, width=result.poster.width,

@@ -207,12 +207,14 @@ def render_segment(
     *,
     label: str | None = None,
     finished: Sequence[Finished] = (),
+    previous: Sequence[np.ndarray] = (),
     checkpoint: Checkpointer,
     on_frame: FrameCallback | None = None,
 ) -> SegmentResult:
     """Stylize the frames ``segment`` owns (a piece of a film, db.segments), resuming after ``finished``.
 
-    Only its context and owned frames are decoded. ``checkpoint`` gets each newly finished frame
+    Only its context and owned frames are decoded. ``previous``: the segment before's outputs of
+    the context frames (the hand-over; style_engine.shots.stylize_segment). ``checkpoint`` gets each newly finished frame
     (its report's index counted from the film's first frame): the checkpoints are the segment's
     output, from which the film is assembled.
     """
@@ -228,7 +230,7 @@ def render_segment(
     reports: list[FrameReport] = []
     first: np.ndarray | None = None
     outputs = stylize_segment(frames, stylizer, params, segment, shot_starts, finished=[f.image for f in finished],
-                              total=count)
+                              previous=previous, total=count)
     for image, report in outputs:
         if report.resumed:
             report = dataclasses.replace(report, losses=finished[report.index - segment.start].losses)

@@ -11,7 +11,15 @@ from db.claims import claim_jobs
 from db.errors import LeaseLost
 from db.jobs import job_spec
 from db.runs import complete_run, start_run
-from db.segments import SEGMENT_KEY, film_params, plan_film, segment_states, take_assembly, wait_for_segments
+from db.segments import (
+    SEGMENT_KEY,
+    film_params,
+    plan_film,
+    release_successor,
+    segment_states,
+    take_assembly,
+    wait_for_segments,
+)
 from tests.fixtures.databases import add_jobs
 
 pytestmark = pytest.mark.integration
@@ -95,3 +103,14 @@ def test_a_film_taken_up_before_its_segments_are_done_goes_back_to_waiting(catal
         spec = job_spec(session, film)
     assert (spec.status, spec.claimed_by, spec.attempts) == ("waiting", None, 0)
     assert SEGMENT_KEY not in spec.params
+
+
+def test_a_segment_that_continues_the_one_before_waits_for_it(catalog):
+    (film,) = add_jobs(catalog, 1)
+    assert claim_jobs(catalog, 1, "planner", 60) == [film]
+    first, second, third = plan_film(catalog, film, "planner", SEGMENTS, [], handed_over=[False, True, True])
+    assert claim_jobs(catalog, 5, "w", 60) == [first]  # the others wait for their predecessor's outputs
+    assert release_successor(catalog, film, 0) == [second]
+    assert release_successor(catalog, film, 0) == []  # once
+    assert claim_jobs(catalog, 5, "w", 60) == [second]
+    assert [s.status for s in segment_states(catalog, film)] == ["running", "running", "waiting"]

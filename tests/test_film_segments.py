@@ -134,3 +134,36 @@ def test_a_clip_of_one_segment_renders_in_one_piece(prefect_api, atelier, tmp_pa
     assert stylize_video(return_state=True).is_completed()
     [job] = catalog_rows(app, Job)
     assert job.status == "succeeded"
+
+
+def test_a_long_shot_is_chunked_and_each_chunk_continues_the_chain_of_the_one_before(prefect_api, atelier, tmp_path):
+    """Ruder inside one shot: a chunk waits for the chunk before it and starts from its stored
+    outputs (the hand-over), so the film has exactly the bytes of a one-host render."""
+    from db.models import Artifact, Job
+    from flows.video import stylize_video
+    from style_engine.params import parse_params
+    from style_engine.video import ruder_gatys
+    from tasks.video_io import probe_video, read_frames
+
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", segment_frames=3)
+    (tmp_path / "in").mkdir()
+    clip = write_clip(tmp_path / "in" / "take.mp4", panning_frames(8, height=24, width=32, seed=3), fps=10)
+    style = tmp_path / "in" / "strokes.png"
+    Image.fromarray(texture(32, 32, seed=9)).save(style)
+    add_film_job(app, clip, style)
+    assert stylize_video(limit=10, return_state=True).is_completed()
+
+    jobs = catalog_rows(app, Job)
+    chunks = sorted((job for job in jobs if job.parent_job_id), key=lambda job: job.params["segment"]["index"])
+    assert [(c.params["segment"]["context_start"], c.params["segment"]["start"], c.params["segment"]["end"])
+            for c in chunks] == [(0, 0, 3), (0, 3, 5), (1, 5, 8)]
+    assert Counter(job.status for job in jobs) == {"succeeded": 4}
+    reference = [out for out, _ in ruder_gatys(read_frames(clip, probe_video(clip), size=32), [Image.open(style)],
+                                               parse_params("video_gatys", PARAMS))]
+    store = app.workshop().store
+    artifacts = catalog_rows(app, Artifact)
+    for chunk in chunks:
+        start = chunk.params["segment"]["start"]
+        for checkpoint in (a for a in artifacts if a.kind == "checkpoint" and a.job_id == chunk.id):
+            stored = np.asarray(Image.open(io.BytesIO(store.get_bytes(checkpoint.uri))).convert("RGB"))
+            assert np.array_equal(stored, reference[start + checkpoint.frames - 1]), (chunk.id, checkpoint.frames)
