@@ -136,10 +136,17 @@ def test_a_clip_of_one_segment_renders_in_one_piece(prefect_api, atelier, tmp_pa
     assert job.status == "succeeded"
 
 
-def test_a_long_shot_is_chunked_and_each_chunk_continues_the_chain_of_the_one_before(prefect_api, atelier, tmp_path):
+def test_a_long_shot_is_chunked_and_each_chunk_continues_the_chain_of_the_one_before(
+    prefect_api, atelier, tmp_path, monkeypatch
+):
     """Ruder inside one shot: a chunk waits for the chunk before it and starts from its stored
-    outputs (the hand-over), so the film has exactly the bytes of a one-host render."""
-    from db.models import Artifact, Job
+    outputs (the hand-over), so the film has exactly the bytes of a one-host render. And an
+    assembly whose worker died is done again, from the stored segments, after its lease."""
+    import time
+
+    import tasks.film
+    from db.models import Artifact, Job, Run
+    from db.segments import take_assembly
     from flows.video import stylize_video
     from style_engine.params import parse_params
     from style_engine.video import ruder_gatys
@@ -151,9 +158,21 @@ def test_a_long_shot_is_chunked_and_each_chunk_continues_the_chain_of_the_one_be
     style = tmp_path / "in" / "strokes.png"
     Image.fromarray(texture(32, 32, seed=9)).save(style)
     add_film_job(app, clip, style)
+
+    def dies_assembling(workshop, film_id, run_film, logger):  # a worker that wins the assembly, then dies
+        take_assembly(workshop.catalog, film_id, "lost-host:999999", 0.5)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks.film, "assemble_if_last", dies_assembling)
+        assert stylize_video(limit=10, return_state=True).is_completed()
+    [film] = [job for job in catalog_rows(app, Job) if job.parent_job_id is None]
+    assert (film.status, film.claimed_by) == ("running", "lost-host:999999")
+    time.sleep(1.0)  # its lease runs out
     assert stylize_video(limit=10, return_state=True).is_completed()
 
     jobs = catalog_rows(app, Job)
+    assert [run.job_id for run in catalog_rows(app, Run)].count(film.id) == 1  # assembled once, by the next run
+    assert [a.job_id for a in catalog_rows(app, Artifact) if a.kind == "output"] == [film.id]
     chunks = sorted((job for job in jobs if job.parent_job_id), key=lambda job: job.params["segment"]["index"])
     assert [(c.params["segment"]["context_start"], c.params["segment"]["start"], c.params["segment"]["end"])
             for c in chunks] == [(0, 0, 3), (0, 3, 5), (1, 5, 8)]
