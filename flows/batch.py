@@ -36,6 +36,7 @@ from worker_settings import read_worker_settings
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
 PROGRESS_POLL_SECONDS = 5.0  # how often the running jobs' shares are read
+SLOT_POLL_SECONDS = 0.5  # how soon a slot freed by one of several running units takes new work
 
 
 def open_workshop() -> Workshop:
@@ -176,13 +177,14 @@ def run_jobs(workshop: Workshop, claimer: Claimer) -> None:
                     films.started(unit)
                 if not pending:
                     break
-                waited = wait(pending, timeout=poll)
+                # Prefect's wait returns when all are done: with several slots, look often for a free one.
+                waited = wait(pending, timeout=poll if len(pending) == 1 else SLOT_POLL_SECONDS)
                 pending = list(waited.not_done)
                 for future in waited.done:
                     for job_id in transient_failures(future, futures[future]):
                         claimer.put_back([job_id])
                 claimer.keep_waiting_leases()
-                films.update()
+                films.update(now=not pending)  # the last read after this run's units are all done
                 # finished jobs count whole; running ones by the share their engine has done
                 running_jobs = [job_id for future in pending for job_id in futures[future]]
                 claimed = len(claimer.claimed)

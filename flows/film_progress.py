@@ -7,6 +7,7 @@ read from the catalog (the frames every host has stored), not from its own share
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -16,6 +17,8 @@ from db.segments import film_progress, films_of, segment_states
 from db.session import retry_unavailable
 from tasks.workshop import Workshop
 
+READ_EVERY_SECONDS = 5.0  # a catalog read per film; the dashboard needs no more
+
 
 class FilmProgress:
     """One progress artifact per film whose segments this flow run renders."""
@@ -24,6 +27,7 @@ class FilmProgress:
         self.workshop = workshop
         self.artifacts: dict[int, UUID] = {}
         self.shown: dict[int, float] = {}
+        self.read_at = 0.0
 
     def started(self, job_ids: Iterable[int]) -> None:
         """Jobs this run has just started: the films of those that are segments get an artifact."""
@@ -32,8 +36,12 @@ class FilmProgress:
             self.artifacts[film_id] = create_progress_artifact(
                 self.percent(film_id), description=f"film job {film_id}: frames stored by every host")
 
-    def update(self) -> None:
-        """Re-read each film's frames done and update its artifact where it moved."""
+    def update(self, *, now: bool = False) -> None:
+        """Re-read each film's frames done (at most every few seconds, unless `now`) and update its
+        artifact where it moved."""
+        if not now and time.monotonic() - self.read_at < READ_EVERY_SECONDS:
+            return
+        self.read_at = time.monotonic()
         for film_id, artifact in self.artifacts.items():
             percent = self.percent(film_id)
             if percent != self.shown.get(film_id):
