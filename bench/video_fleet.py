@@ -171,8 +171,8 @@ def fleet(args: argparse.Namespace) -> None:
             env = environment(folder, length, args.threads)
             prepare(folder, clip, style, env, params)
             seconds, per_host = render(folder, env, args.hosts)
-            print(f"segments of {length} frames on {args.hosts} hosts: {seconds:.1f} s; "
-                  f"{sum(per_host.values())} segments {dict(sorted(per_host.items()))}")
+            shared = f"{sum(per_host.values())} segments {dict(sorted(per_host.items()))}" if per_host else "one piece"
+            print(f"segments of {length} frames on {args.hosts} hosts: {seconds:.1f} s; {shared}")
         if args.json:
             Path(args.json).write_text(json.dumps({"seconds_by_hosts": results, "planning_s": plan}))
     finally:
