@@ -167,16 +167,18 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonOp
 
 def job_for_people(job: dict[str, Any]) -> dict[str, Any]:
     """A job's fields as `jobs show` prints them: inputs by id and title, the error whole."""
+    from db.segments import film_params
+
     return {
         "job": job["id"],
         "status": job["status"],
         "tries": f"{job['attempts']} of {job['max_attempts']}",
         "method": job["method"],
-        "params": job["params"],
+        "params": film_params(job["params"])[0],
         "priority": job["priority"],
         "content": short_title(job["content"], 60),
         "styles": styles_cell(job),
-        "film": job.get("parent_job_id") and f"segment of job {job['parent_job_id']}",
+        "film": job.get("parent_job_id") and segment_of(job),
         "frames": job.get("segments") and f"{job['frames_done']} of {job['frames_total']} done",
         "claimed by": job["claimed_by"],
         "lease until": job["lease_expires_at"],
@@ -186,6 +188,16 @@ def job_for_people(job: dict[str, Any]) -> dict[str, Any]:
         "segments": job.get("segments", []),
         "runs": job.get("runs", []),
     }
+
+
+def segment_of(job: dict[str, Any]) -> str:
+    """Which part of which film a segment job renders."""
+    from db.segments import film_params
+
+    _, segment, cuts = film_params(job["params"])
+    where = f", frames {segment['start']}-{segment['end'] - 1}" if segment else ""
+    shots = f", shots start at {', '.join(map(str, cuts))}" if cuts else ""
+    return f"segment {segment['index'] if segment else '?'} of job {job['parent_job_id']}{where}{shots}"
 
 
 def segment_lines(segment: dict[str, Any]) -> list[str]:
