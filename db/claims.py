@@ -38,14 +38,14 @@ def _expired(now: datetime) -> ColumnElement[bool]:
     return and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
 
 
-def _runs_of_job() -> Any:
+def runs_of_job() -> Any:
     return select(func.count(Run.id)).where(Run.job_id == Job.id).scalar_subquery()
 
 
 def _started_attempts_left() -> ColumnElement[bool]:
     """Attempts that started (runs) and are charged, fewer than allowed: a claim that never
     started its run is not charged."""
-    return _runs_of_job() - Job.uncounted_attempts < Job.max_attempts
+    return runs_of_job() - Job.uncounted_attempts < Job.max_attempts
 
 
 def _rescuable(now: datetime) -> ColumnElement[bool]:
@@ -61,8 +61,8 @@ def _filters(
 ) -> list[ColumnElement[bool]]:
     """Restrictions on which jobs to claim. `tags` match a tag on the content or any style image."""
     conditions: list[ColumnElement[bool]] = []
-    if job_ids is not None:
-        conditions.append(Job.id.in_(list(job_ids)))
+    if job_ids is not None:  # a film's id also names its segments (db.segments)
+        conditions.append(or_(Job.id.in_(list(job_ids)), Job.parent_job_id.in_(list(job_ids))))
     if methods is not None:
         conditions.append(Job.method.in_(list(methods)))
     if min_priority is not None:
@@ -105,7 +105,7 @@ def claim_jobs(
             "status": JobStatus.RUNNING,
             "claimed_by": worker,
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "attempts": _runs_of_job() + 1,
+            "attempts": runs_of_job() + 1,
             "updated_at": now,
         }
         _fail_exhausted_leases(connection, now, catalog.dialect)
@@ -183,6 +183,28 @@ def renew_lease(catalog: Catalog, job_id: int, worker: str, lease_seconds: float
     if not renewed:
         raise LeaseLost(f"job {job_id} is no longer claimed by {worker}")
     return expires
+
+
+def renew_waiting_leases(catalog: Catalog, job_ids: Sequence[int], worker: str, lease_seconds: float) -> list[int]:
+    """Extend the leases of claimed jobs still waiting their turn; the ids still held.
+
+    A run claims a unit's worth of work at a time, and a batch top-up can claim jobs that
+    wait behind the unit in front of them: without this their lease would run out and a
+    second host would take them while this one is about to start them. A job whose lease
+    was lost meanwhile is left out of the answer, so its waiting worker drops it.
+    """
+    if not job_ids:
+        return []
+    with catalog.transaction() as connection:
+        expires = database_now(connection) + timedelta(seconds=lease_seconds)
+        return sorted(
+            connection.scalars(
+                update(Job)
+                .where(Job.id.in_(list(job_ids)), Job.status == JobStatus.RUNNING, Job.claimed_by == worker)
+                .values(lease_expires_at=expires)
+                .returning(Job.id)
+            )
+        )
 
 
 def holders_on_host(catalog: Catalog, host: str) -> list[str]:

@@ -131,6 +131,7 @@ class JobSpec:
     content: ImageRef
     styles: tuple[ImageRef, ...]
     style_weights: tuple[float, ...]
+    parent_job_id: int | None = None  # the film, when this job is one of its segments (db.segments)
 
 
 def _ref(image: Image) -> ImageRef:
@@ -156,4 +157,5 @@ def job_spec(session: Session, job_id: int) -> JobSpec:
         content=_ref(job.content),
         styles=tuple(_ref(s.image) for s in job.styles),
         style_weights=tuple(s.weight for s in job.styles),
+        parent_job_id=job.parent_job_id,
     )

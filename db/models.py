@@ -46,6 +46,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    WAITING = "waiting"  # a film planned into segments (child jobs): never claimed, assembled after them
 
 
 class RunStatus(StrEnum):
@@ -183,6 +184,8 @@ class Job(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # A segment of a film is a job of its own, claimed by any host; its film is the parent.
+    parent_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     last_error_type: Mapped[str | None] = mapped_column(String(200))
     last_error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

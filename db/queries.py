@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.errors import InvalidRequest, NotFound
 from db.images import MAX_ID, find_image, normalize_tags
 from db.models import Artifact, ArtifactKind, Image, ImageTag, Job, JobStatus, JobStyle, Run, RunStatus
+from db.segments import film_progress, films_segments, read_segment_states
 from db.text import check_filter_text, check_filter_values, contains_text
 
 
@@ -232,6 +233,7 @@ def job_dict(job: Job, *, runs: bool = False) -> dict[str, Any]:
         "claimed_by": job.claimed_by,
         "lease_expires_at": job.lease_expires_at,
         "idempotency_key": job.idempotency_key,
+        "parent_job_id": job.parent_job_id,
         "last_error_type": job.last_error_type,
         "last_error_message": job.last_error_message,
         "content": _input_brief(job.content),
@@ -290,7 +292,13 @@ def list_jobs(session: Session, f: Filters = Filters()) -> list[dict[str, Any]]:
         query = query.where(Job.status == f.status)
     query = _dated(_job_filters(session, query, f), Job.created_at, f)
     query = _limited(_sorted(query, JOB_SORTS, f.sort, NEWEST_FIRST), f.limit, f.offset)
-    return [job_dict(j) for j in session.scalars(query)]
+    rows = [job_dict(j) for j in session.scalars(query)]
+    films = films_segments(session, [row["id"] for row in rows if row["method"].startswith("video_")])
+    for row in rows:  # a film shared by the fleet: how far it is across every host
+        if row["id"] in films:
+            row["frames_done"], row["frames_total"] = film_progress(films[row["id"]])
+            row["segment_hosts"] = sorted({state.host for state in films[row["id"]] if state.host})
+    return rows
 
 
 def check_jobs_exist(session: Session, job_ids: Sequence[int]) -> None:
@@ -312,7 +320,12 @@ def show_job(session: Session, job_id: int) -> dict[str, Any]:
     )
     if job is None:
         raise NotFound(f"no job with id {job_id}")
-    return job_dict(job, runs=True)
+    data = job_dict(job, runs=True)
+    segments = read_segment_states(session, job_id)
+    if segments:  # a film shared by the fleet: its pieces, where they run and how far they are
+        data["segments"] = [{**asdict(state), "frames": state.frames} for state in segments]
+        data["frames_done"], data["frames_total"] = film_progress(segments)
+    return data
 
 
 # ---- runs --------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from db.claims import expire_leases, holders_on_host
 from db.runs import jobs_of_flow_run, release_jobs
 from db.session import retry_unavailable
+from flows.claiming import Claim, Claimer
+from flows.film_progress import FilmProgress
 from flows.host_slots import POLL_SECONDS, SlotHolder, hold_slots, slot_folder
 from flows.report import BatchFailed, BatchReport, report_batch
 from tasks.progress import shares_done
-from tasks.batch_job import plan_batches
 from tasks.run_job import configured_run_job, run_job_batch
 from tasks.stopping import Interrupted, request_stop, stop_reason, stop_requested
 from tasks.workshop import Workshop, WorkshopConfig, workshop_for
@@ -35,6 +36,7 @@ from worker_settings import read_worker_settings
 
 PROGRESS_STEP = 5.0  # percent; every update is an API write
 PROGRESS_POLL_SECONDS = 5.0  # how often the running jobs' shares are read
+SLOT_POLL_SECONDS = 0.5  # how soon a slot freed by one of several running units takes new work
 
 
 def open_workshop() -> Workshop:
@@ -44,34 +46,34 @@ def open_workshop() -> Workshop:
     return workshop
 
 
-def run_batch(workshop: Workshop, name: str, claim: Callable[[], list[int]]) -> BatchReport | State:
+def run_batch(workshop: Workshop, name: str, claim: Claim, limit: int) -> BatchReport | State:
     """Claim jobs while holding this host's GPU slots, run them, then publish the contact sheet
     and artifacts; raise BatchFailed if any job failed. A stop request (tasks.stopping) ends
     the flow run Cancelled, its unfinished jobs released.
 
-    `claim()` takes the jobs from the catalog. Claiming only once the slots are held
-    keeps a waiting flow run from sitting on leased jobs it cannot start.
+    `claim(n, methods)` takes jobs from the catalog, a unit at a time and up to `limit` in
+    all (flows.claiming), only once the slots are held: a waiting flow run never sits on
+    leased jobs it cannot start, and the other hosts keep drawing on the same queue.
     """
     logger = get_run_logger()
-    job_ids: list[int] = []
+    claimer = Claimer(workshop, claim, limit)
     try:
         with gpu_slots(workshop):
             retry_unavailable(lambda: take_back_jobs_of_dead_processes(workshop), f"{name}: recovering jobs")
-            job_ids = retry_unavailable(claim, f"{name}: claiming jobs")
-            if job_ids:
-                logger.info("%s: running %d jobs on %s, %d at a time", name, len(job_ids), workshop.device, workshop.config.gpu_slots)
-                try:
-                    run_jobs(workshop, job_ids)
-                finally:
-                    if stop_requested():
-                        release_batch(workshop, job_ids)
+            logger.info("%s: running up to %d jobs on %s, %d at a time", name, limit, workshop.device,
+                        workshop.config.gpu_slots)
+            try:
+                run_jobs(workshop, claimer)
+            finally:
+                if stop_requested():
+                    release_batch(workshop, claimer.claimed)
     except Interrupted:
         pass  # stopped while waiting for the GPU slot: nothing was claimed
     if stop_requested():
         return Cancelled(message=f"{name} stopped by {stop_reason()}; its unfinished jobs are pending again")
     # A retried flow run also reports the jobs its earlier attempts finished.
     earlier = retry_unavailable(lambda: jobs_of_flow_run(workshop.catalog, str(flow_run.id)), f"{name}: reading the batch")
-    batch = sorted(set(job_ids) | set(earlier))
+    batch = sorted(set(claimer.claimed) | set(earlier))
     if not batch:
         logger.info("%s: no jobs to run", name)
         return BatchReport(name=name, lines=())
@@ -149,8 +151,9 @@ def process_alive(pid_text: str) -> bool:
     return True
 
 
-def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
-    """One task per unit of work, at most `gpu_slots` at once, with a live progress artifact.
+def run_jobs(workshop: Workshop, claimer: Claimer) -> None:
+    """One task per unit of work, at most `gpu_slots` at once, claimed as slots free up, with a
+    live progress artifact.
 
     A unit is a batch of jobs that share an optimization (same style, size and parameters;
     tasks.batch_job) or a single job. Jobs a batch hands back as transiently failed run again
@@ -158,36 +161,45 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
     including for jobs whose task crashed before it could return.
     """
     run_job = configured_run_job(workshop)
-    units = retry_unavailable(lambda: plan_batches(workshop, job_ids), "planning the batches")
-    batches = [unit for unit in units if len(unit) > 1]
-    if batches:
-        get_run_logger().info("%d jobs in %d batches sharing an optimization: %s",
-                              sum(map(len, batches)), len(batches), batches)
-    progress = create_progress_artifact(0.0, description=f"{len(job_ids)} jobs")
+    slots = workshop.config.gpu_slots
+    progress = create_progress_artifact(0.0, description="jobs claimed by this run")
     shown = 0.0
-    with ThreadPoolTaskRunner(max_workers=workshop.config.gpu_slots) as runner:
+    poll = min(PROGRESS_POLL_SECONDS, workshop.config.lease_seconds / 3)
+    with ThreadPoolTaskRunner(max_workers=slots) as runner:
 
         def submit(unit: list[int]) -> PrefectFuture[Any]:
-            if len(unit) == 1:
-                return runner.submit(run_job, {"job_id": unit[0], "workshop": workshop})
-            return runner.submit(run_job_batch, {"job_ids": unit, "workshop": workshop})
+            if len(unit) > 1:
+                get_run_logger().info("jobs %s share one optimization", unit)
+                return runner.submit(run_job_batch, {"job_ids": unit, "workshop": workshop})
+            return runner.submit(run_job, {"job_id": unit[0], "workshop": workshop})
 
-        futures = {submit(unit): unit for unit in units}
+        films = FilmProgress(workshop)
+        futures: dict[PrefectFuture[Any], list[int]] = {}
         try:
-            pending = list(futures)
-            while pending:
-                waited = wait(pending, timeout=PROGRESS_POLL_SECONDS)
+            pending: list[PrefectFuture[Any]] = []
+            while True:
+                while len(pending) < slots and not stop_requested() and (unit := claimer.next_unit()):
+                    future = submit(unit)
+                    futures[future] = unit
+                    pending.append(future)
+                    films.started(unit)
+                if not pending:
+                    break
+                # Prefect's wait returns when all are done: with several slots, look often for a free one.
+                waited = wait(pending, timeout=poll if len(pending) == 1 else SLOT_POLL_SECONDS)
                 pending = list(waited.not_done)
                 for future in waited.done:
                     for job_id in transient_failures(future, futures[future]):
-                        retried = submit([job_id])
-                        futures[retried] = [job_id]
-                        pending.append(retried)
+                        claimer.put_back([job_id])
+                claimer.keep_waiting_leases()
+                films.update(now=not pending)  # the last read after this run's units are all done
                 # finished jobs count whole; running ones by the share their engine has done
                 running_jobs = [job_id for future in pending for job_id in futures[future]]
-                percent = 100.0 * (len(job_ids) - len(running_jobs) + shares_done(running_jobs)) / len(job_ids)
-                if percent - shown >= PROGRESS_STEP or not pending:
-                    update_progress_artifact(progress, percent)
+                claimed = len(claimer.claimed)
+                percent = 100.0 * (claimed - len(running_jobs) - sum(map(len, claimer.waiting))
+                                   + shares_done(running_jobs)) / claimed
+                if percent - shown >= PROGRESS_STEP or (not pending and not claimer.waiting):
+                    update_progress_artifact(progress, percent, description=f"{claimed} jobs claimed by this run")
                     shown = percent
         except BaseException as exc:
             # SIGTERM from a worker (Prefect raises it here as TerminationSignal), Ctrl-C:
@@ -195,7 +207,7 @@ def run_jobs(workshop: Workshop, job_ids: list[int]) -> None:
             request_stop(f"the flow run is ending ({type(exc).__name__})")
             raise
         finally:
-            shares_done(job_ids, forget=True)
+            shares_done(claimer.claimed, forget=True)
 
 
 def transient_failures(future: PrefectFuture[Any], unit: list[int]) -> list[int]:

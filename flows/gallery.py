@@ -7,6 +7,8 @@ only the jobs it attempted that failed; its succeeded jobs are never run again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
@@ -15,6 +17,7 @@ from db.claims import claim_jobs
 from db.runs import jobs_of_flow_run, reset_failed
 from db.session import retry_unavailable
 from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
+from flows.claiming import narrowed
 from flows.report import BatchReport
 from tasks.workshop import Workshop
 
@@ -27,23 +30,23 @@ def gallery(
     tags: list[str] | None = None,
     min_priority: int | None = None,
 ) -> BatchReport | State:
-    """Claim up to `limit` pending jobs (optionally filtered) and run them."""
+    """Run up to `limit` pending jobs (optionally filtered), claimed as this host can start them."""
     workshop = open_workshop()
     if flow_run.run_count > 1:
         reopen_failed_jobs_of_this_run(workshop)
 
-    def claim() -> list[int]:
+    def claim(n: int, only: Sequence[str] | None) -> list[int]:
         return claim_jobs(
             workshop.catalog,
-            limit,
+            n,
             workshop.worker,
             workshop.config.lease_seconds,
-            methods=methods or None,
+            methods=narrowed(methods, only),
             tags=tags or None,
             min_priority=min_priority,
         )
 
-    return run_batch(workshop, "gallery", claim)
+    return run_batch(workshop, "gallery", claim, limit)
 
 
 def reopen_failed_jobs_of_this_run(workshop: Workshop) -> None:

@@ -51,6 +51,12 @@ class JobLine:
     error_type: str | None = None
     # (role, id, title, sha256) of each input image, to name an image that an error quotes by its key
     inputs: tuple[tuple[str, int, str, str], ...] = ()
+    film: bool = False  # planned into segments: the fleet renders it, and any host may be assembling it
+
+    @property
+    def with_the_fleet(self) -> bool:
+        """A film whose segments or assembly are under way (on any host): not this run's failure."""
+        return self.film and self.status in (JobStatus.WAITING, JobStatus.RUNNING)
 
     @property
     def caption(self) -> tuple[str, str]:
@@ -80,10 +86,16 @@ class BatchReport:
 
     @property
     def failed(self) -> list[JobLine]:
-        return [line for line in self.lines if line.status != JobStatus.SUCCEEDED]
+        return [line for line in self.lines if line.status != JobStatus.SUCCEEDED and not line.with_the_fleet]
+
+    @property
+    def waiting(self) -> list[JobLine]:
+        """Films planned into segments that the fleet is rendering (assembled after the last one)."""
+        return [line for line in self.lines if line.with_the_fleet]
 
     def headline(self) -> str:
-        return f"{self.name}: {len(self.succeeded)} of {len(self.lines)} jobs succeeded"
+        films = f", {len(self.waiting)} films with the fleet (segments or assembly under way)" if self.waiting else ""
+        return f"{self.name}: {len(self.succeeded)} of {len(self.lines)} jobs succeeded{films}"
 
     def failure_summary(self) -> str:
         reasons = "; ".join(f"job {line.job_id}: {line.error or line.status}" for line in self.failed)
@@ -134,6 +146,7 @@ def _line(job: dict[str, Any]) -> JobLine:
         error_type=job["last_error_type"],
         inputs=tuple((role, image["id"], image_label(image), image["sha256"])
                      for role, image in [("content", job["content"]), *(("style", s) for s in job["styles"])]),
+        film=bool(job.get("segments")),
     )
 
 

@@ -6,6 +6,7 @@ the flow twice does no work twice: the second run finds nothing failed to select
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prefect import flow
@@ -43,9 +44,10 @@ def rerun_failed(
         "rerun-failed: selecting failed jobs",
     )
 
-    def claim() -> list[int]:
+    def claim(n: int, only: Sequence[str] | None) -> list[int]:
         if not reopened:
             return []
-        return claim_jobs(workshop.catalog, len(reopened), workshop.worker, workshop.config.lease_seconds, job_ids=reopened)
+        return claim_jobs(workshop.catalog, n, workshop.worker, workshop.config.lease_seconds, job_ids=reopened,
+                          methods=only)
 
-    return run_batch(workshop, "rerun-failed", claim)
+    return run_batch(workshop, "rerun-failed", claim, max(len(reopened), 1))

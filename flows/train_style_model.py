@@ -8,11 +8,14 @@ newest stored checkpoint, so a rerun after a crash continues where the last atte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import flow
 
 from db.claims import claim_jobs
 from db.runs import reset_failed
 from flows.batch import open_workshop, release_jobs_of_ended_flow_run, run_batch
+from flows.claiming import narrowed
 from flows.report import BatchReport
 
 TRAINING_METHOD = "itn-train"
@@ -29,14 +32,14 @@ def train_style_model(job_ids: list[int] | None = None, limit: int = 1, rerun_fa
     if rerun_failed and job_ids:
         reset_failed(workshop.catalog, job_ids=job_ids, method=TRAINING_METHOD)
 
-    def claim() -> list[int]:
+    def claim(n: int, only: Sequence[str] | None) -> list[int]:
         return claim_jobs(
             workshop.catalog,
-            len(job_ids) if job_ids else limit,
+            n,
             workshop.worker,
             workshop.config.lease_seconds,
             job_ids=job_ids or None,
-            methods=[TRAINING_METHOD],
+            methods=narrowed([TRAINING_METHOD], only),
         )
 
-    return run_batch(workshop, "train-style-model", claim)  # artifact keys allow dashes only
+    return run_batch(workshop, "train-style-model", claim, len(job_ids) if job_ids else limit)  # artifact keys allow dashes only

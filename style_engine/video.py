@@ -16,7 +16,7 @@ caller decodes, checkpoints and encodes (tasks/).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,12 +94,16 @@ def stylize_frames(
     flow_method: str = "dis",
     scene_cut: float = 0.5,
     size: int | None = None,
+    shot_starts: Collection[int] = (),
     finished: Sequence[np.ndarray] = (),
     total: int | None = None,
     on_frame: FrameCallback | None = None,
 ) -> Iterator[tuple[np.ndarray, FrameReport]]:
     """Stylize ``frames`` in order, yielding each output with its report as soon as it is done.
 
+    ``shot_starts`` (indices into ``frames``, from a planning pass such as
+    :func:`style_engine.shots.find_cuts`) restart the chain exactly as frame 0 does, without
+    looking at the flow; the loop's own cut detection (``scene_cut``) still adds any it sees.
     ``finished`` are outputs of the first frames from an earlier, interrupted run: they are not
     recomputed, only fed to the chain (and measured). With ``temporal`` False only the closest
     earlier frame is warped (for the warping error and the cut detection; its time is reported),
@@ -112,7 +116,7 @@ def stylize_frames(
     for index, frame in enumerate(frames):
         frame = fit_frame(frame, size) if size is not None else frame
         started = time.perf_counter()
-        guides, cut = chain.advance(frame)
+        guides, cut = chain.advance(frame, restart=index in shot_starts)
         flow_seconds = time.perf_counter() - started
         resumed = index < len(finished)
         if resumed:
@@ -143,19 +147,20 @@ class _Chain:
         self.outputs: list[np.ndarray] = []
         self.nearest: Guide | None = None
 
-    def advance(self, frame: np.ndarray) -> tuple[list[Guide], bool]:
-        """Guides for ``frame`` (closest first) and whether a scene cut restarted the chain here."""
+    def advance(self, frame: np.ndarray, restart: bool = False) -> tuple[list[Guide], bool]:
+        """Guides for ``frame`` (closest first) and whether a cut restarted the chain here
+        (``restart``: a known shot start; otherwise one the flow reveals)."""
         if self.frames and self.frames[-1].shape != frame.shape:
             raise InvalidInputError(f"frame sizes change within the clip ({self.frames[-1].shape} -> {frame.shape})")
         guides: list[Guide] = []
         covered = None
-        cut = False
-        for j in self.offsets:
+        cut = restart and bool(self.frames)
+        for j in () if cut else self.offsets:
             if j > len(self.frames):
                 break
             flow, back = flow_pair(frame, self.frames[-j], self.flow_method)
             mask = torch.from_numpy(consistency_mask(flow, back))[None, None]
-            if j == 1 and self.scene_cut > 0 and _similarity(frame, self.frames[-1], flow, mask) < self.scene_cut:
+            if j == 1 and self.scene_cut > 0 and photometric_similarity(frame, self.frames[-1], flow, mask) < self.scene_cut:
                 cut = True
                 break
             previous = image_to_tensor(Image.fromarray(self.outputs[-j]))
@@ -178,12 +183,18 @@ class _Chain:
         return warping_error(image_to_tensor(Image.fromarray(output)), self.nearest.warped, self.nearest.weight)
 
 
-def _similarity(frame: np.ndarray, previous: np.ndarray, flow: np.ndarray, mask: torch.Tensor) -> float:
+def photometric_similarity(frame: np.ndarray, previous: np.ndarray, flow: np.ndarray, mask: torch.Tensor) -> float:
     """Share of pixels whose flow is consistent and whose warped previous frame matches: low at a cut."""
     current = image_to_tensor(Image.fromarray(frame))
     aligned = warp(image_to_tensor(Image.fromarray(previous)), flow)
     matches = ((aligned - current).abs().mean(dim=1, keepdim=True) < PHOTOMETRIC_TOLERANCE).float()
     return float((matches * (mask >= 0.5)).mean())
+
+
+def pair_similarity(frame: np.ndarray, previous: np.ndarray, flow_method: str = "dis") -> float:
+    """:func:`photometric_similarity` of two frames, with their flow computed here (planning, tests)."""
+    flow, back = flow_pair(frame, previous, flow_method)
+    return photometric_similarity(frame, previous, flow, torch.from_numpy(consistency_mask(flow, back))[None, None])
 
 
 def warping_error(output: torch.Tensor, warped_previous: torch.Tensor, mask: torch.Tensor) -> float:
@@ -353,6 +364,7 @@ def stylize_clip(
     stylize_frame: FrameStylizer,
     params: VideoParams,
     *,
+    shot_starts: Collection[int] = (),
     finished: Sequence[np.ndarray] = (),
     total: int | None = None,
     on_frame: FrameCallback | None = None,
@@ -366,6 +378,7 @@ def stylize_clip(
         flow_method=params.flow,
         scene_cut=params.scene_cut,
         size=params.size,
+        shot_starts=shot_starts,
         finished=finished,
         total=total,
         on_frame=on_frame,
@@ -377,6 +390,7 @@ def ruder_gatys(
     styles: Sequence[Image.Image],
     params: VideoGatysParams,
     *,
+    shot_starts: Collection[int] = (),
     finished: Sequence[np.ndarray] = (),
     total: int | None = None,
     on_frame: FrameCallback | None = None,
@@ -387,4 +401,5 @@ def ruder_gatys(
     ``engine`` passes through to :class:`RuderGatys` (device, weights, cache, style keys, on_step).
     """
     stylizer = RuderGatys(styles, params, **engine)  # type: ignore[arg-type]
-    return stylize_clip(frames, stylizer, params, finished=finished, total=total, on_frame=on_frame)
+    return stylize_clip(frames, stylizer, params, shot_starts=shot_starts, finished=finished, total=total,
+                        on_frame=on_frame)

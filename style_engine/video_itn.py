@@ -15,7 +15,7 @@ No training, no optimization: the cost per frame is one forward pass plus the fl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,7 @@ def itn_video(
     net: Network,
     params: VideoITNParams,
     *,
+    shot_starts: Collection[int] = (),
     finished: Sequence[np.ndarray] = (),
     total: int | None = None,
     on_frame: FrameCallback | None = None,
@@ -74,4 +75,5 @@ def itn_video(
     """Fast video with ``params`` (per-frame when ``params.stabilize`` is False), frame by frame."""
     stylizer = StabilizedITN(net, stabilize=params.stabilize, blend=params.blend, device=device,
                              autocast_bf16=autocast_bf16)
-    return stylize_clip(frames, stylizer, params, finished=finished, total=total, on_frame=on_frame)
+    return stylize_clip(frames, stylizer, params, shot_starts=shot_starts, finished=finished, total=total,
+                        on_frame=on_frame)

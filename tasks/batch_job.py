@@ -58,6 +58,23 @@ class _Attempt:
     error: Exception | None = None
 
 
+def batch_capacity_of(spec: JobSpec, device: str) -> int:
+    """How many jobs like `spec` one optimization takes at once on `device` (1: it runs alone)."""
+    from style_engine.batched_gatys import batchable, images_per_batch
+    from style_engine.errors import InvalidInputError
+    from style_engine.params import GatysParams, parse_params
+
+    if spec.method not in BATCHED_METHODS:
+        return 1
+    try:
+        params = parse_params(spec.method, spec.params)
+    except InvalidInputError:
+        return 1  # the job fails alone, inside its recorded attempt
+    if not isinstance(params, GatysParams) or not batchable(params):
+        return 1
+    return images_per_batch(params, device)
+
+
 def plan_batches(workshop: Workshop, job_ids: list[int]) -> list[list[int]]:
     """Split claimed jobs into units of work: groups that share an optimization, and single jobs.
 

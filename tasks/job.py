@@ -26,6 +26,7 @@ from db.jobs import JobSpec, job_spec
 from db.models import ArtifactKind, JobStatus
 from db.runs import ArtifactRecord, complete_run, fail_run, release_jobs, start_run
 from db.session import retry_unavailable
+from tasks.film import FilmStep, film_step
 from tasks.loss_curve import LossCurve
 from tasks.progress import note_share_done, throttled_progress
 from tasks.provenance import device_name, library_versions, png_provenance
@@ -68,14 +69,23 @@ class JobResult:
 
 def perform_job(
     workshop: Workshop, job_id: int, ids: RunIds, *, final_attempt: bool, logger: logging.Logger | logging.LoggerAdapter
-) -> JobResult:
-    """Run job `job_id` and record the outcome; raise after recording a failure."""
+) -> JobResult | None:
+    """Run job `job_id` and record the outcome; raise after recording a failure. None: a film
+    handed to the fleet as segments (nothing rendered here)."""
     raise_if_stopped()  # a claimed job not started yet is released by the batch
     spec = hold_job(workshop, job_id)
+    step = film_step_of(workshop, spec, ids, final_attempt=final_attempt, logger=logger)
+    if step is FilmStep.PLANNED:
+        return None
     run_id = open_run(workshop, spec, ids)
     timings: dict[str, float] = {}
     try:
-        if is_video_method(spec.method):
+        if step is FilmStep.ASSEMBLE:
+            from tasks.film import assemble_film
+
+            artifacts, metrics = assemble_film(workshop, spec, timings, logger)
+            cache_hit, loss_curve = None, None
+        elif is_video_method(spec.method):
             from tasks.video_job import run_video
 
             artifacts, metrics = run_video(workshop, spec, run_id, timings, logger)
@@ -106,7 +116,30 @@ def perform_job(
         close_unfinished_run(workshop, job_id, run_id, exc, timings, final_attempt=final_attempt, logger=logger)
         raise
     logger.info("job %d succeeded in %.1f s (compute %.1f s)", job_id, sum(timings.values()), timings["compute"])
-    return JobResult(job_id, run_id, artifacts[0].uri, artifacts[1].uri)
+    if spec.parent_job_id is not None:  # a segment of a film: hand over to the next; the last one assembles it
+        from tasks.film import after_segment
+
+        after_segment(workshop, spec,
+                      lambda film_id: perform_job(workshop, film_id, ids, final_attempt=final_attempt, logger=logger),
+                      logger)
+    return JobResult(job_id, run_id, artifacts[0].uri, artifacts[-1].uri)
+
+
+def film_step_of(
+    workshop: Workshop, spec: JobSpec, ids: RunIds, *, final_attempt: bool, logger: logging.Logger | logging.LoggerAdapter
+) -> FilmStep:
+    """For a video job: render it, assemble its film, or nothing (its segments went to the
+    fleet; tasks.film). A planning that fails is recorded as the attempt's failure."""
+    if not is_video_method(spec.method):
+        return FilmStep.RENDER
+    try:
+        return film_step(workshop, spec, logger)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        run_id = open_run(workshop, spec, ids)
+        close_unfinished_run(workshop, spec.id, run_id, exc, {}, final_attempt=final_attempt, logger=logger)
+        raise
 
 
 def open_run(workshop: Workshop, spec: JobSpec, ids: RunIds) -> int:

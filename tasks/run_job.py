@@ -29,7 +29,7 @@ from tasks.workshop import Workshop
     cache_policy=NO_CACHE,  # idempotency lives in the catalog, not in Prefect's result cache
     persist_result=False,
 )
-def run_job(job_id: int, workshop: Workshop) -> JobResult:
+def run_job(job_id: int, workshop: Workshop) -> JobResult | None:
     """Stylize one catalog job; the Workshop holds the open catalog, store and caches."""
     context = TaskRunContext.get()
     assert context is not None, "run_job runs only as a Prefect task"
@@ -58,7 +58,7 @@ def _run_ids() -> RunIds:
     return RunIds(flow_run_id=str(task_run.flow_run_id) if task_run.flow_run_id else None, task_run_id=str(task_run.id))
 
 
-def configured_run_job(workshop: Workshop) -> Task[[int, Workshop], JobResult]:
+def configured_run_job(workshop: Workshop) -> Task[[int, Workshop], JobResult | None]:
     """`run_job` with the retry count and backoff of this deployment's settings."""
     config = workshop.config
     return run_job.with_options(

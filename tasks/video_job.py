@@ -20,6 +20,8 @@ from db.checkpoints import finished_frames, record_checkpoint
 from db.jobs import JobSpec
 from db.models import ArtifactKind
 from db.runs import ArtifactRecord
+from db.segments import film_params
+from style_engine.images import png_bytes
 from tasks.job import artifact_record, lease_keeper, phase
 from tasks.progress import note_share_done
 from tasks.stopping import raise_if_stopped
@@ -32,10 +34,15 @@ def run_video(
     workshop: Workshop, spec: JobSpec, run_id: int, timings: dict[str, float],
     logger: logging.Logger | logging.LoggerAdapter,
 ) -> tuple[list[ArtifactRecord], dict[str, Any]]:
-    """Render job ``spec``'s clip; return its artifacts (MP4, poster, preview) and metrics."""
-    from tasks.video_render import render_clip, video_params
+    """Render job ``spec``'s clip; return its artifacts (MP4, poster, preview) and metrics.
 
-    params = video_params(spec.method, spec.params)
+    A segment of a film (db.segments) renders only its frames: they stay as checkpoints, from
+    which the film is assembled, and its artifact is its poster.
+    """
+    from tasks.video_render import render_clip, render_segment, video_params
+
+    method_params, segment, shot_starts = film_params(spec.params)
+    params = video_params(spec.method, method_params)
     label = f"video {spec.content.id} ({spec.content.uri})"
     keep_lease = lease_keeper(workshop, spec.id)
 
@@ -50,19 +57,37 @@ def run_video(
     if finished:
         logger.info("job %d: resuming after %d checkpointed frames", spec.id, len(finished))
 
+    first, frames = (0, None) if segment is None else (segment["start"], segment["end"] - segment["start"])
+
     def checkpoint(image: np.ndarray, report: Any) -> None:
-        save_checkpoint(workshop, spec, run_id, image, report.index, report.losses)
+        save_checkpoint(workshop, spec, run_id, image, report.index - first, report.losses)
         on_step()  # a network's frame has no optimizer steps: stop and keep the lease between frames
 
     def on_frame(report: Any) -> None:
-        if report.total:
-            note_share_done(spec.id, (report.index + 1) / report.total)
+        if frames or report.total:
+            note_share_done(spec.id, (report.index - first + 1) / (frames or report.total))
         error = "" if report.warping_error is None else f", warping error {report.warping_error:.2e}"
         cut = ", scene cut" if report.scene_cut else ""
         logger.info("job %d: frame %d/%s in %.1f s (%d evaluations%s%s)%s", spec.id, report.index + 1, report.total,
                     report.seconds + report.flow_seconds, report.iterations, error, cut,
                     " (from checkpoint)" if report.resumed else "")
 
+    if segment is not None:
+        from style_engine.shots import Segment
+        from tasks.film import needs_hand_over, previous_outputs
+
+        piece = Segment.from_dict(segment)
+        with phase(timings, "load"):
+            previous = (previous_outputs(workshop, spec.parent_job_id, piece)
+                        if needs_hand_over(params, piece) and not finished and spec.parent_job_id else [])
+        with phase(timings, "compute"):
+            result = render_segment(source, stylizer, params, piece, shot_starts, label=label, finished=finished,
+                                    previous=previous, checkpoint=checkpoint, on_frame=on_frame)
+        with phase(timings, "upload"):
+            stored = workshop.store.put_bytes(png_bytes(result.poster), suffix=".png", content_type="image/png")
+        thumbnail = artifact_record(ArtifactKind.THUMBNAIL, stored, width=result.poster.width,
+                                    height=result.poster.height)
+        return [thumbnail], {**result.metrics, **identity}
     with tempfile.TemporaryDirectory(prefix="atelier-video-") as folder:
         target = Path(folder) / "out.mp4"
         with phase(timings, "compute"):
@@ -120,8 +145,6 @@ def save_checkpoint(
 def upload_video(workshop: Workshop, target: Path, clip: Any) -> list[ArtifactRecord]:
     """The MP4 is the job's output (the artwork), the poster its thumbnail, and the short animated
     WebP preview is the ``video`` artifact (galleries show it where an MP4 player is too heavy)."""
-    from style_engine.images import png_bytes
-
     mp4 = workshop.store.put_file(target, suffix=".mp4", content_type="video/mp4")
     poster = workshop.store.put_bytes(png_bytes(clip.poster), suffix=".png", content_type="image/png")
     preview = workshop.store.put_bytes(clip.preview, suffix=".webp", content_type="image/webp")

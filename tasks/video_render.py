@@ -24,6 +24,7 @@ from style_engine.video_params import VideoGatysParams, VideoITNParams, VideoPar
 from tasks.video_io import VideoInfo, check_range, poster, preview_webp, probe_video, read_frames, write_mp4
 
 if TYPE_CHECKING:
+    from style_engine.shots import Segment
     from tasks.workshop import Workshop
 
 VIDEO_METHODS = frozenset({VideoGatysParams.method, VideoITNParams.method})
@@ -107,6 +108,41 @@ def itn_stylizer(
     return stylizer, {"model_id": info.id, "model_name": info.name, "model_sha256": info.sha256}
 
 
+def encode_clip(
+    images: Iterable[np.ndarray], target: str | Path, source: str | Path, info: VideoInfo, start: int, count: int
+) -> Encoded:
+    """Write ``images`` (frames ``start .. start+count-1`` of ``source``) as the MP4 ``target`` with the
+    source's audio of that range, keeping the frames the preview and the poster need."""
+    first: list[np.ndarray] = []
+    keep = max(1, int(3 * info.fps))  # the preview's frames
+
+    def previewed(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for image in frames:
+            if len(first) < keep:
+                first.append(image)
+            yield image
+
+    written = write_mp4(previewed(images), target, info.fps, audio_from=source if info.has_audio else None,
+                        audio_start=start / info.fps, audio_duration=count / info.fps)
+    if not first:
+        raise InvalidInputError(f"{target}: no frames to encode")
+    return Encoded(written, first[0].shape[1], first[0].shape[0], preview_webp(first, info.fps), poster(first[0]))
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An MP4 just written: its frame count and size, and its preview and poster."""
+
+    frames: int
+    width: int
+    height: int
+    preview: bytes
+    poster: Image.Image
+
+    def result(self, info: VideoInfo, metrics: dict[str, Any]) -> ClipResult:
+        return ClipResult(info, self.frames, info.fps, self.width, self.height, metrics, self.preview, self.poster)
+
+
 def render_clip(
     source: str | Path,
     target: str | Path,
@@ -158,20 +194,14 @@ def render_clip(
                                shot_starts=cuts, flow_method=params.flow, on_frame=on_frame)
         errors = measure_clip(kept, result, cuts, params.flow)
         reports = [dataclasses.replace(r, warping_error=e) for r, e in zip(reports, errors)]
-    first: list[np.ndarray] = []
-    keep = max(1, int(3 * info.fps))  # the preview's frames
+    encoded = encode_clip(result, target, source, info, params.start, count)
+    return encoded.result(info, clip_metrics(reports, info, params, stylizer))
 
-    def previewed(images: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        for image in images:
-            if len(first) < keep:
-                first.append(image)
-            yield image
 
-    start_seconds = params.start / info.fps
-    written = write_mp4(previewed(result), target, info.fps, audio_from=source if info.has_audio else None,
-                        audio_start=start_seconds, audio_duration=count / info.fps)
-    height, width = first[0].shape[:2]
-    metrics: dict[str, Any] = {
+def clip_metrics(reports: Sequence[FrameReport], info: VideoInfo, params: VideoParams, stylizer: ClipStylizer
+                 ) -> dict[str, Any]:
+    """The Run's metrics of rendered frames: the engine's summary and how the frames were tied together."""
+    return {
         **summarize(reports),
         "frames_resumed": sum(r.resumed for r in reports),
         "fps": info.fps,
@@ -181,4 +211,59 @@ def render_clip(
         "source": {"width": info.width, "height": info.height, "frames": info.frames, "codec": info.codec},
         "notes": list(info.notes),
     }
-    return ClipResult(info, written, info.fps, width, height, metrics, preview_webp(first, info.fps), poster(first[0]))
+
+
+@dataclass
+class SegmentResult:
+    """What a rendered segment produced: its frames are the checkpoints, this is the rest."""
+
+    frames: int
+    metrics: dict[str, Any]
+    poster: Image.Image
+
+
+def render_segment(
+    source: str | Path,
+    stylizer: ClipStylizer,
+    params: VideoParams,
+    segment: Segment,
+    shot_starts: Sequence[int],
+    *,
+    label: str | None = None,
+    finished: Sequence[Finished] = (),
+    previous: Sequence[np.ndarray] = (),
+    checkpoint: Checkpointer,
+    on_frame: FrameCallback | None = None,
+) -> SegmentResult:
+    """Stylize the frames ``segment`` owns (a piece of a film, db.segments), resuming after ``finished``.
+
+    Only its context and owned frames are decoded. ``previous``: the segment before's outputs of
+    the context frames (the hand-over; style_engine.shots.stylize_segment). ``checkpoint`` gets each newly finished frame
+    (its report's index counted from the film's first frame): the checkpoints are the segment's
+    output, from which the film is assembled.
+    """
+    from style_engine.shots import stylize_segment
+
+    name = label or str(source)
+    info = probe_video(source, name=name)
+    count = check_range(info, params.start, params.frames, name)
+    if segment.end > count:
+        raise InvalidInputError(f"{name}: segment {segment.index} ends at frame {segment.end}, the job has {count}")
+    frames = read_frames(source, info, size=params.size, start=params.start + segment.context_start,
+                         count=segment.end - segment.context_start, name=name)
+    reports: list[FrameReport] = []
+    first: np.ndarray | None = None
+    outputs = stylize_segment(frames, stylizer, params, segment, shot_starts, finished=[f.image for f in finished],
+                              previous=previous, total=count)
+    for image, report in outputs:
+        if report.resumed:
+            report = dataclasses.replace(report, losses=finished[report.index - segment.start].losses)
+        else:
+            checkpoint(image, report)
+        reports.append(report)
+        first = image if first is None else first
+        if on_frame is not None:
+            on_frame(report)
+    assert first is not None, "a segment owns at least one frame"
+    metrics = {**clip_metrics(reports, info, params, stylizer), "segment": segment.to_dict()}
+    return SegmentResult(len(reports), metrics, poster(first))

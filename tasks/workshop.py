@@ -47,6 +47,7 @@ class WorkshopConfig:
     slot_dir: str
     task_retries: int
     retry_delay_seconds: float
+    segment_frames: int
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> WorkshopConfig:
@@ -64,6 +65,7 @@ class WorkshopConfig:
             slot_dir=settings.slot_dir,
             task_retries=settings.task_retries,
             retry_delay_seconds=settings.retry_delay_seconds,
+            segment_frames=settings.segment_frames,
         )
 
     def describe(self) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from db.claims import claim_jobs, renew_lease
+from db.claims import claim_jobs, renew_lease, renew_waiting_leases
 from db.errors import LeaseLost
 from db.jobs import job_spec
 from db.models import Job, Run
@@ -57,6 +57,21 @@ def test_an_expired_lease_is_claimed_again_and_a_live_one_never(catalog):
     with pytest.raises(LeaseLost):
         renew_lease(catalog, first, "dead-worker", 600)
     assert renew_lease(catalog, first, "rescuer", 600) > datetime.now(UTC)
+
+
+def test_waiting_jobs_keep_their_leases_and_a_lost_one_is_dropped(catalog):
+    """Jobs a run claimed that wait for a slot are renewed together; one another worker took
+    meanwhile (its lease had run out) is no longer answered as held."""
+    waiting, lost = add_jobs(catalog, 2)
+    assert claim_jobs(catalog, 2, "waiter", 600) == [waiting, lost]
+    _expire_lease(catalog, waiting)
+    _expire_lease(catalog, lost)
+    assert claim_jobs(catalog, 1, "other", 600, job_ids=[lost]) == [lost]
+    assert renew_waiting_leases(catalog, [waiting, lost], "waiter", 600) == [waiting]
+    assert claim_jobs(catalog, 10, "thief", 600) == []  # the renewed lease is live again
+    with catalog.reader() as session:
+        assert job_spec(session, waiting).claimed_by == "waiter"
+        assert job_spec(session, lost).claimed_by == "other"
 
 
 def test_a_job_whose_last_attempt_expired_fails_instead_of_being_claimed(catalog):

@@ -83,5 +83,5 @@ def test_flow_log_line_masks_a_query_parameter_password():
     config = WorkshopConfig(database_url="postgresql://bob@db/a?password=hunter2", store_url="file://x",
                             s3_endpoint_url=None, cache_dir="c", device="cpu", weights="caffe",
                             max_image_pixels=1, lease_seconds=10, gpu_slots=1, host="h", slot_dir="s",
-                            task_retries=0, retry_delay_seconds=0)
+                            task_retries=0, retry_delay_seconds=0, segment_frames=240)
     assert SECRET not in config.describe() and "password=***" in config.describe()

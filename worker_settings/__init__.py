@@ -51,6 +51,10 @@ class WorkerSettings(BaseSettings):
     vgg_weights: str = "caffe"
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     lease_seconds: int = Field(default=1800, ge=10)
+    # A video job longer than this many frames is planned into segments (of at most this
+    # many frames, cut at its shots) that every host of the fleet takes up (README, "Films
+    # across the fleet"); a shorter one renders as one piece.
+    segment_frames: int = Field(default=240, ge=2)
     # Retries of a job's task after a transient failure (store, network, database),
     # with exponential backoff starting at retry_delay_seconds.
     task_retries: int = Field(default=3, ge=0)

@@ -161,27 +161,52 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonOp
     if as_json:
         print_json(record)
         return
-    print_record(job_for_people(record), as_json=False, sections={"runs": run_lines})
+    print_record(job_for_people(record), as_json=False, sections={"segments": segment_lines, "runs": run_lines}
+                 if record.get("segments") else {"runs": run_lines})
 
 
 def job_for_people(job: dict[str, Any]) -> dict[str, Any]:
     """A job's fields as `jobs show` prints them: inputs by id and title, the error whole."""
+    from db.segments import film_params
+
     return {
         "job": job["id"],
         "status": job["status"],
         "tries": f"{job['attempts']} of {job['max_attempts']}",
         "method": job["method"],
-        "params": job["params"],
+        "params": film_params(job["params"])[0],
         "priority": job["priority"],
         "content": short_title(job["content"], 60),
         "styles": styles_cell(job),
+        "film": job.get("parent_job_id") and segment_of(job),
+        "frames": job.get("segments") and f"{job['frames_done']} of {job['frames_total']} done",
         "claimed by": job["claimed_by"],
         "lease until": job["lease_expires_at"],
         "last error": job["last_error_type"] and f"{job['last_error_type']}: {job['last_error_message']}",
         "created": job["created_at"],
         "updated": job["updated_at"],
+        "segments": job.get("segments", []),
         "runs": job.get("runs", []),
     }
+
+
+def segment_of(job: dict[str, Any]) -> str:
+    """Which part of which film a segment job renders."""
+    from db.segments import film_params
+
+    _, segment, cuts = film_params(job["params"])
+    where = f", frames {segment['start']}-{segment['end'] - 1}" if segment else ""
+    shots = f", shots start at {', '.join(map(str, cuts))}" if cuts else ""
+    return f"segment {segment['index'] if segment else '?'} of job {job['parent_job_id']}{where}{shots}"
+
+
+def segment_lines(segment: dict[str, Any]) -> list[str]:
+    """One segment of a film: its frames, state, host and how far it is."""
+    last = segment["end"] - 1
+    host = f" on {segment['host']}" if segment["host"] else ""
+    done = min(segment["frames_done"], segment["frames"])
+    return [f"segment {segment['index']} (job {segment['job_id']}): frames {segment['start']}-{last}, "
+            f"{segment['status']}{host}, {done} of {segment['frames']} frames done"]
 
 
 def run_lines(run: dict[str, Any]) -> list[str]:
