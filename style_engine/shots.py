@@ -33,14 +33,17 @@ from style_engine.video_params import VideoGatysParams, VideoParams
 PLANNING_SIZE = 96  # px, long side of the frames the planning pass looks at
 HISTOGRAM_BINS = 8  # per RGB channel
 # Twin comparison (Zhang, Kankanhalli and Smoliar 1993) on Bhattacharyya distances of colour
-# histograms: a run of frames that each differ from the last by more than the shot's usual change
-# (DISSOLVE_FACTOR x the median of the last BASELINE steps, and at least DISSOLVE_STEP), whose ends
-# differ by at least DISSOLVE_TOTAL and do not match along the flow, is a gradual transition.
-# On the squirrel clip at 96 px the step between frames is 0.013 (median), 0.031 at most.
+# histograms: a run of change starts at a step above the shot's usual change (DISSOLVE_FACTOR x the
+# median of the last BASELINE steps, and at least DISSOLVE_STEP) and lasts while the steps stay
+# near the run's own (RUN_DROP); if its ends differ by at least DISSOLVE_TOTAL and do not match
+# along the flow, it was a gradual transition. On the squirrel clip at 96 px the step between
+# frames is 0.013 (median), 0.031 at most; a dissolve into a pan over a photo steps 0.15-0.19,
+# then the pan 0.055-0.07.
 DISSOLVE_STEP = 0.02
 DISSOLVE_FACTOR = 3.0
 BASELINE = 12
 MIN_BASELINE = 3  # steps a shot must show before a run of change can start in it
+RUN_DROP = 0.5  # a run ends where the change falls under this share of the run's median step
 DISSOLVE_TOTAL = 0.25
 MAX_DISSOLVE = 60  # frames; a longer run of change is camera motion or action, not a transition
 SEAM_TOLERANCE = 1 / 255  # how far a fast-video warm-up may leave a frame from the one-go render
@@ -264,6 +267,7 @@ def find_cuts(
     previous_hist: np.ndarray | None = None
     run: tuple[int, np.ndarray, np.ndarray] | None = None  # (first index, its small frame, its histogram)
     steps: list[float] = []  # the recent steps outside any run: the shot's usual change
+    run_steps: list[float] = []  # the steps of the current run
     index = -1
     for index, frame in enumerate(frames):
         small = shrink(frame, size)
@@ -277,16 +281,18 @@ def find_cuts(
             if hard:
                 cuts.append(index)
                 run, steps = None, []
-            elif dissolves and len(steps) >= MIN_BASELINE and step >= max(DISSOLVE_STEP, usual):
-                if run is None:
-                    run = (index - 1, previous, previous_hist)
-                elif index - run[0] > MAX_DISSOLVE:
-                    run = None
-                    steps = [*steps[1 - BASELINE :], step]
+            elif run is None and dissolves and len(steps) >= MIN_BASELINE and step >= max(DISSOLVE_STEP, usual):
+                run, run_steps = (index - 1, previous, previous_hist), [step]
+            elif run is not None and step >= RUN_DROP * float(np.median(run_steps)) and step >= DISSOLVE_STEP:
+                run_steps.append(step)
+                if index - run[0] > MAX_DISSOLVE:
+                    run, steps = None, []
             else:
                 if run is not None:
+                    # The change slowed: the transition (if it was one) is over, and what follows
+                    # is a shot with a usual change of its own, to be learnt afresh.
                     cuts.extend(_dissolve(run, index - 1, previous, previous_hist, scene_cut, flow_method))
-                    run = None
+                    run, steps = None, []
                 steps = [*steps[1 - BASELINE :], step]
         previous, previous_hist = small, hist
     if run is not None and previous is not None and previous_hist is not None:

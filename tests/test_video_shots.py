@@ -133,6 +133,7 @@ def test_ruder_mid_shot_chunk_handed_the_previous_outputs_continues_exactly() ->
     assert [(s.context_start, s.start, s.fresh) for s in segments] == [(0, 0, True), (0, 2, False)]
     apart = _render_segments(frames, RuderGatys([style], params), params, segments, [], hand_over=True)
     assert all(np.array_equal(a, b) for a, b in zip(one_go, apart, strict=True))
+    assert seam_errors(frames, apart, segments, []).worst <= 1.5  # the seam criterion
 
 
 def _itn_params(**overrides: object):  # noqa: ANN202
