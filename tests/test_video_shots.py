@@ -28,9 +28,9 @@ def _three_sources() -> tuple[list[np.ndarray], list[int]]:
     return panning_frames(8, seed=1) + panning_frames(8, seed=7) + zoom, [8, 16]
 
 
-def _dissolve(length: int) -> list[np.ndarray]:
+def _dissolve(length: int, steps: tuple[int, int] = (1, 1)) -> list[np.ndarray]:
     """A pan over one texture dissolving (linear blend, ``length`` mixed frames) into a pan over another."""
-    a, b = panning_frames(14 + length, seed=1, step=1), panning_frames(20 + length, seed=9, step=1)
+    a, b = panning_frames(14 + length, seed=1, step=steps[0]), panning_frames(20 + length, seed=9, step=steps[1])
     weights = np.linspace(0, 1, length + 2)[1:-1]
     mixed = [((1 - w) * a[14 + i] + w * b[i]).round().astype(np.uint8) for i, w in enumerate(weights)]
     return a[:14] + mixed + b[length:]
@@ -50,9 +50,11 @@ def test_a_pan_and_a_zoom_over_one_picture_are_one_shot() -> None:
     assert find_cuts(panning_frames(40, step=1)) == []
 
 
-@pytest.mark.parametrize("length", [6, 12, 24])
-def test_a_dissolve_is_a_cut_at_its_middle(length: int) -> None:
-    frames = _dissolve(length)
+@pytest.mark.parametrize(("length", "steps"), [(6, (1, 1)), (12, (1, 1)), (24, (1, 1)), (12, (0, 2))])
+def test_a_dissolve_is_a_cut_at_its_middle(length: int, steps: tuple[int, int]) -> None:
+    # (0, 2): from a still shot into a moving one, whose every step is above the still shot's usual
+    # change; the transition still ends where its own steps end.
+    frames = _dissolve(length, steps)
     middle = 14 + length // 2
     assert find_cuts(frames, dissolves=False) == []  # too gradual for the flow test
     (cut,) = find_cuts(frames)
