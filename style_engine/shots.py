@@ -161,11 +161,11 @@ def stylize_segment(
     clip's first frame. ``shot_starts`` are the clip's cuts (any of them may fall in the segment).
     The chain is carried into ``segment.start`` by the first of these that applies:
 
-    - ``finished``: outputs of the segment's first frames from an earlier attempt. The chain
-      restarts from them (the context is skipped), so a resumed segment gives the same bytes.
     - ``previous``: the previous segment's outputs of the last frames before ``start`` (at most the
       context). They are fed to the chain as done frames, so the segment continues exactly as one
       host would have: the same bytes, for every method (hand-over).
+    - ``finished``: outputs of the segment's first frames from an earlier attempt, fed after
+      ``previous`` (without it, the context is skipped), so a resumed segment gives the same bytes.
     - otherwise the context frames are rendered from the shot's state at ``context_start``, as a
       warm-up, and dropped (for fast video the blend forgets that state geometrically).
     """
@@ -174,10 +174,12 @@ def stylize_segment(
     context = segment.start - segment.context_start
     if len(previous) > context:
         raise InvalidInputError(f"segment {segment.index}: {len(previous)} previous outputs for {context} context frames")
-    if finished:
+    if previous:
+        skip, seeded = context - len(previous), [*previous, *finished]
+    elif finished:
+        # Exact where the guides reach back one frame (fast video) or the segment starts a shot;
+        # a Ruder segment inside a shot is handed ``previous``, which covers its deeper guides.
         skip, seeded = context, list(finished)
-    elif previous:
-        skip, seeded = context - len(previous), list(previous)
     else:
         skip, seeded = 0, []
     first = segment.context_start + skip  # the clip index of the first frame the loop sees
