@@ -56,6 +56,7 @@ def clip(data: Path, count: int, size: int) -> list[np.ndarray]:
         return list(read_frames(source, info, size=size, count=min(count, info.frames)))
     from tests.video_clips import panning_frames
 
+    print(f"  (no {source}: a generated pan instead; pass --data)")
     return panning_frames(count, height=size * 9 // 16 // 2 * 2, width=size, step=2)
 
 
@@ -63,6 +64,8 @@ def style_image(data: Path) -> Image.Image:
     if (data / STYLE).is_file():
         return Image.open(data / STYLE).convert("RGB")
     from skimage import data as samples
+
+    print(f"  (no {data / STYLE}: scikit-image's coffee as the style instead)")
 
     return Image.fromarray(samples.coffee())
 

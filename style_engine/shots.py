@@ -33,14 +33,17 @@ from style_engine.video_params import VideoGatysParams, VideoParams
 PLANNING_SIZE = 96  # px, long side of the frames the planning pass looks at
 HISTOGRAM_BINS = 8  # per RGB channel
 # Twin comparison (Zhang, Kankanhalli and Smoliar 1993) on Bhattacharyya distances of colour
-# histograms: a run of frames that each differ from the last by more than the shot's usual change
-# (DISSOLVE_FACTOR x the median of the last BASELINE steps, and at least DISSOLVE_STEP), whose ends
-# differ by at least DISSOLVE_TOTAL and do not match along the flow, is a gradual transition.
-# On the squirrel clip at 96 px the step between frames is 0.013 (median), 0.031 at most.
+# histograms: a run of change starts at a step above the shot's usual change (DISSOLVE_FACTOR x the
+# median of the last BASELINE steps, and at least DISSOLVE_STEP) and lasts while the steps stay
+# near the run's own (RUN_DROP); if its ends differ by at least DISSOLVE_TOTAL and do not match
+# along the flow, it was a gradual transition. On the squirrel clip at 96 px the step between
+# frames is 0.013 (median), 0.031 at most; a dissolve into a pan over a photo steps 0.15-0.19,
+# then the pan 0.055-0.07.
 DISSOLVE_STEP = 0.02
 DISSOLVE_FACTOR = 3.0
 BASELINE = 12
 MIN_BASELINE = 3  # steps a shot must show before a run of change can start in it
+RUN_DROP = 0.5  # a run ends where the change falls under this share of the run's median step
 DISSOLVE_TOTAL = 0.25
 MAX_DISSOLVE = 60  # frames; a longer run of change is camera motion or action, not a transition
 SEAM_TOLERANCE = 1 / 255  # how far a fast-video warm-up may leave a frame from the one-go render
@@ -68,11 +71,6 @@ class Segment:
                                     f"{self.context_start}, {self.start}, {self.end}")
         if self.fresh and self.context_start != self.start:
             raise InvalidInputError(f"segment {self.index}: a fresh segment has no context")
-
-    @property
-    def frames(self) -> int:
-        """The frames it owns."""
-        return self.end - self.start
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +128,7 @@ def segment_overlap(params: VideoParams) -> int:
     warm-up after which the blend has forgotten where it started: a difference d at the first
     context frame is at most blend^k * d after k frames, so k = log(tolerance) / log(blend) brings
     a full-scale difference under one level, plus one frame for rounding (9 at blend 0.5; measured
-    with bench/video_handover.py: 6 frames already suffice for a difference of 37/255).
+    with bench/video_handover.py on the squirrel clip: 6 frames already bring 47/255 down to 1).
     Without stabilization frames are independent and need no context.
     """
     if isinstance(params, VideoGatysParams):
@@ -156,13 +154,13 @@ def stylize_segment(
 
     Yields ``(output, report)`` for the frames the segment owns, ``report.index`` counted from the
     clip's first frame. ``shot_starts`` are the clip's cuts (any of them may fall in the segment).
-    The chain is carried into ``segment.start`` by the first of these that applies:
+    The chain is carried into ``segment.start`` as follows:
 
-    - ``finished``: outputs of the segment's first frames from an earlier attempt. The chain
-      restarts from them (the context is skipped), so a resumed segment gives the same bytes.
     - ``previous``: the previous segment's outputs of the last frames before ``start`` (at most the
       context). They are fed to the chain as done frames, so the segment continues exactly as one
       host would have: the same bytes, for every method (hand-over).
+    - ``finished``: outputs of the segment's first frames from an earlier attempt, fed after
+      ``previous`` (without it, the context is skipped), so a resumed segment gives the same bytes.
     - otherwise the context frames are rendered from the shot's state at ``context_start``, as a
       warm-up, and dropped (for fast video the blend forgets that state geometrically).
     """
@@ -171,10 +169,12 @@ def stylize_segment(
     context = segment.start - segment.context_start
     if len(previous) > context:
         raise InvalidInputError(f"segment {segment.index}: {len(previous)} previous outputs for {context} context frames")
-    if finished:
+    if previous:
+        skip, seeded = context - len(previous), [*previous, *finished]
+    elif finished:
+        # Exact where the guides reach back one frame (fast video) or the segment starts a shot;
+        # a Ruder segment inside a shot is handed ``previous``, which covers its deeper guides.
         skip, seeded = context, list(finished)
-    elif previous:
-        skip, seeded = context - len(previous), list(previous)
     else:
         skip, seeded = 0, []
     first = segment.context_start + skip  # the clip index of the first frame the loop sees
@@ -264,6 +264,7 @@ def find_cuts(
     previous_hist: np.ndarray | None = None
     run: tuple[int, np.ndarray, np.ndarray] | None = None  # (first index, its small frame, its histogram)
     steps: list[float] = []  # the recent steps outside any run: the shot's usual change
+    run_steps: list[float] = []  # the steps of the current run
     index = -1
     for index, frame in enumerate(frames):
         small = shrink(frame, size)
@@ -277,16 +278,18 @@ def find_cuts(
             if hard:
                 cuts.append(index)
                 run, steps = None, []
-            elif dissolves and len(steps) >= MIN_BASELINE and step >= max(DISSOLVE_STEP, usual):
-                if run is None:
-                    run = (index - 1, previous, previous_hist)
-                elif index - run[0] > MAX_DISSOLVE:
-                    run = None
-                    steps = [*steps[1 - BASELINE :], step]
+            elif run is None and dissolves and len(steps) >= MIN_BASELINE and step >= max(DISSOLVE_STEP, usual):
+                run, run_steps = (index - 1, previous, previous_hist), [step]
+            elif run is not None and step >= RUN_DROP * float(np.median(run_steps)) and step >= DISSOLVE_STEP:
+                run_steps.append(step)
+                if index - run[0] > MAX_DISSOLVE:
+                    run, steps = None, []
             else:
                 if run is not None:
+                    # The change slowed: the transition (if it was one) is over, and what follows
+                    # is a shot with a usual change of its own, to be learnt afresh.
                     cuts.extend(_dissolve(run, index - 1, previous, previous_hist, scene_cut, flow_method))
-                    run = None
+                    run, steps = None, []
                 steps = [*steps[1 - BASELINE :], step]
         previous, previous_hist = small, hist
     if run is not None and previous is not None and previous_hist is not None:

@@ -4,6 +4,8 @@ fast-video warm-up seam)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from PIL import Image
 from style_engine.errors import InvalidInputError
 from style_engine.params import parse_params
 from style_engine.shots import Segment, find_cuts, plan_segments, seam_errors, segment_overlap, stylize_segment
-from style_engine.video import RuderGatys, stylize_clip
+from style_engine.video import FrameOutput, Guide, RuderGatys, fit_frame, stylize_clip
 from style_engine.video_itn import StabilizedITN
 from tests.test_video_itn import FlickeringNet
 from tests.video_clips import panning_frames, texture
@@ -28,9 +30,9 @@ def _three_sources() -> tuple[list[np.ndarray], list[int]]:
     return panning_frames(8, seed=1) + panning_frames(8, seed=7) + zoom, [8, 16]
 
 
-def _dissolve(length: int) -> list[np.ndarray]:
+def _dissolve(length: int, steps: tuple[int, int] = (1, 1)) -> list[np.ndarray]:
     """A pan over one texture dissolving (linear blend, ``length`` mixed frames) into a pan over another."""
-    a, b = panning_frames(14 + length, seed=1, step=1), panning_frames(20 + length, seed=9, step=1)
+    a, b = panning_frames(14 + length, seed=1, step=steps[0]), panning_frames(20 + length, seed=9, step=steps[1])
     weights = np.linspace(0, 1, length + 2)[1:-1]
     mixed = [((1 - w) * a[14 + i] + w * b[i]).round().astype(np.uint8) for i, w in enumerate(weights)]
     return a[:14] + mixed + b[length:]
@@ -50,9 +52,11 @@ def test_a_pan_and_a_zoom_over_one_picture_are_one_shot() -> None:
     assert find_cuts(panning_frames(40, step=1)) == []
 
 
-@pytest.mark.parametrize("length", [6, 12, 24])
-def test_a_dissolve_is_a_cut_at_its_middle(length: int) -> None:
-    frames = _dissolve(length)
+@pytest.mark.parametrize(("length", "steps"), [(6, (1, 1)), (12, (1, 1)), (24, (1, 1)), (12, (0, 2))])
+def test_a_dissolve_is_a_cut_at_its_middle(length: int, steps: tuple[int, int]) -> None:
+    # (0, 2): from a still shot into a moving one, whose every step is above the still shot's usual
+    # change; the transition still ends where its own steps end.
+    frames = _dissolve(length, steps)
     middle = 14 + length // 2
     assert find_cuts(frames, dissolves=False) == []  # too gradual for the flow test
     (cut,) = find_cuts(frames)
@@ -133,6 +137,8 @@ def test_ruder_mid_shot_chunk_handed_the_previous_outputs_continues_exactly() ->
     assert [(s.context_start, s.start, s.fresh) for s in segments] == [(0, 0, True), (0, 2, False)]
     apart = _render_segments(frames, RuderGatys([style], params), params, segments, [], hand_over=True)
     assert all(np.array_equal(a, b) for a, b in zip(one_go, apart, strict=True))
+    inputs = [fit_frame(f, params.size) for f in frames]  # the flow is measured at the outputs' size
+    assert seam_errors(inputs, apart, segments, []).worst <= 1.5  # the issue's seam criterion
 
 
 def _itn_params(**overrides: object):  # noqa: ANN202
@@ -178,6 +184,32 @@ def test_overlap_by_method() -> None:
     assert segment_overlap(_itn_params(blend=0.7)) > segment_overlap(_itn_params(blend=0.5)) > segment_overlap(
         _itn_params(blend=0.3))
     assert segment_overlap(_itn_params(stabilize=False)) == 0
+
+
+class Offsets:
+    """A frame stylizer that returns the frame and records the offsets of the guides it was given."""
+
+    def __init__(self) -> None:
+        self.offsets: list[list[int]] = []
+
+    def __call__(self, frame: np.ndarray, guides: Sequence[Guide]) -> FrameOutput:
+        self.offsets.append([g.offset for g in guides])
+        return FrameOutput(frame)
+
+    def settings(self) -> dict[str, float]:
+        return {}
+
+
+def test_a_resumed_chunk_inside_a_shot_still_sees_the_previous_chunk_through_its_deeper_guides() -> None:
+    frames = panning_frames(10, step=1)
+    params = _gatys_params(size=64, long_term=(1, 2, 4))
+    segment = Segment(1, 5, 10, 1, False)
+    previous = frames[1:5]  # the identity stylizer's outputs
+    whole, resumed = Offsets(), Offsets()
+    list(stylize_segment(frames[1:], whole, params, segment, [], previous=previous))
+    list(stylize_segment(frames[1:], resumed, params, segment, [], previous=previous, finished=frames[5:7]))
+    assert whole.offsets == [[1, 2, 4]] * 5
+    assert resumed.offsets == whole.offsets[2:]
 
 
 def test_a_resumed_segment_gives_the_same_bytes_and_multi_pass_is_not_split() -> None:
