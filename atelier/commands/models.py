@@ -1,4 +1,4 @@
-"""`atelier models train | ls | show | export`, and `atelier stylize --method itn` on files and folders.
+"""`atelier models train | import | ls | show | export`, and `atelier stylize --method itn` on files and folders.
 
 Training is a catalog job (method ``itn-train``) run by the ``train_style_model`` flow in this
 process, with a progress bar; the same job can run nightly under a deployment instead. Stylizing
@@ -23,7 +23,7 @@ from atelier.settings import get_settings
 if TYPE_CHECKING:
     from tasks.workshop import Workshop
 
-models_app = typer.Typer(help="Fast style networks: train, list, show, export.", no_args_is_help=True)
+models_app = typer.Typer(help="Fast style networks: train, import, list, show, export.", no_args_is_help=True)
 EXPORT_FORMATS = ("onnx", "torchscript")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -102,6 +102,36 @@ def _training_bar() -> Iterator[None]:
             yield
         finally:
             progress_listeners.remove(on_step)
+
+
+@models_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A pytorch/examples TransformerNet: a state dict (.pth) or an ONNX export (.onnx).")],
+    name: Annotated[str, typer.Option(help="The model's name (unique).")],
+    style: Annotated[str, typer.Option(help="The style image in the catalog it was trained on: id, sha256, title or file name.")],
+    origin: Annotated[str, typer.Option(help="Where the file comes from (a URL, a paper, a person), kept in the catalog.")] = "",
+    pixel_range: Annotated[int, typer.Option(help="White's pixel value in the file's input and output: 255 (pytorch/examples, "
+                                                  "the ONNX zoo) or 1.")] = 255,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a fast style network trained elsewhere: validated (layout, shapes, a test image), stored, recorded."""
+    if pixel_range not in (1, 255):
+        raise fail(f"--pixel-range {pixel_range}: use 255 or 1")
+    with user_errors():
+        from tasks.itn_import import import_model
+
+        import_model(workshop_from_settings(device="cpu"), file, name=name, style=style, origin=origin,
+                                pixel_scale=float(pixel_range))
+        with read_session() as session:
+            from db.trained_models import find_model
+
+            info = find_model(session, name)
+    if as_json:
+        print_json(info.to_dict())
+    else:
+        source = info.metrics["import"]
+        console.print(f"model {info.id} {info.name!r}: {info.params['arch']} network from {source['file']} "
+                      f"({source['format']}, sha256 {source['sha256'][:12]}), pixels {info.params['input_range']}", highlight=False)
 
 
 MODEL_COLUMNS = {
