@@ -67,13 +67,17 @@ def test_empty_folder_fails_the_job_then_a_rerun_after_the_fix_trains_and_record
     assert job.status == "failed" and "no usable image" in job.last_error_message
 
     done = _train(app, "tiny", _fill(photos))
-    assert "model 1 'tiny': 4 steps" in done.output
+    assert "model 1 'tiny' (cpu recipe, batch_size, crop, steps, style_size changed): 4 steps" in " ".join(done.output.split())
     (job,) = catalog_rows(app, Job)  # the same job, rerun
     assert job.status == "succeeded" and job.method == "itn-train"
     (model,) = catalog_rows(app, Model)
     metrics = model.metrics
     assert model.name == "tiny" and model.method == "itn" and model.params["arch"] == "light"
     assert model.params["data"] == str(photos.resolve()) and model.params["steps"] == 4
+    # Issue 22: on this CPU the CPU recipe fills what the options leave out, and the row says so.
+    assert model.params["recipe"] == "cpu" and model.params["style_weight"] == 5.0 and model.params["learning_rate"] == 1e-3
+    shown = app.cli("models", "show", "tiny").output
+    assert "recipe" in shown and "cpu recipe, batch_size, crop, steps, style_size changed" in " ".join(shown.split())
     assert metrics["steps"] == 4 and metrics["resumed_from_step"] == 0
     assert metrics["dataset"]["photos"] == 2 and metrics["dataset"]["validation"] == 1
     assert len(metrics["dataset"]["sha256"]) == 64
