@@ -24,8 +24,11 @@ TRAINING_RECIPES: dict[str, dict[str, Any]] = {
             "learning_rate": 1e-3, "precision": "fp32"},
     "gpu": {"arch": "johnson", "steps": 40_000, "batch_size": 8, "crop": 256, "style_size": 512, "style_weight": 30.0,
             "learning_rate": 1e-3, "precision": "auto", "checkpoint_every": 1000, "validate_every": 500},
-    # `atelier demo`: two photos, about a minute of a 2-core CPU, a style whose texture and palette
-    # show at 128 px (scikit-image's immunohistochemistry stain); the photo must stay legible.
+    # `atelier demo`: one training photo (the other is held out), about two minutes of one core, a
+    # style whose texture and palette show at 128 px (scikit-image's immunohistochemistry stain).
+    # Measured: SSIM of luminance 0.44 / 0.59, style distance 0.05x / 0.61x the photo's own. At
+    # weight 1 and 60 steps the held-out cat kept 0.78x of its distance (barely styled); at 5 or
+    # more, 60 steps left SSIM at 0.2 or less.
     "demo": {"arch": "light", "steps": 150, "batch_size": 2, "crop": 128, "style_size": 256, "style_weight": 2.0,
              "learning_rate": 5e-3, "precision": "fp32", "checkpoint_every": 150, "validate_every": 150},
 }
