@@ -8,6 +8,8 @@ luminance, and prints the seconds a training step took. One JSON line per varian
 a table. Variants run one after another in this process, so their step times share the machine's
 conditions only roughly: run it on a quiet machine, or compare the ratios, not the times.
 
+With `--time-steps N` it only times N training steps per variant, interleaved step by step.
+
 Usage (issue 22, layer balance; a few minutes a variant at 300 steps on one core):
   PYTHONPATH=. python bench/itn_layers.py --steps 300 --variant unbalanced: \\
       --variant balanced:balance_layers=true,style_layers=relu1_1+relu2_1+relu3_1+relu4_1+relu5_1,style_weight=7e5
@@ -26,10 +28,18 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.itn import stylize_one
+from style_engine.itn import build_network, stylize_one
 from style_engine.itn_params import ITNTrainParams
 from style_engine.itn_recipes import TRAINING_RECIPES
-from style_engine.itn_train import CropSampler, perceptual_network, prepare_photo, style_targets, train
+from style_engine.itn_train import (
+    CropSampler,
+    _Loss,
+    perceptual_network,
+    prepare_photo,
+    style_layer_weights,
+    style_targets,
+    train,
+)
 from style_engine.style_distance import STYLE_DIST_LAYERS, layer_ratios, luminance_ssim
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -92,6 +102,33 @@ def run_variant(args: argparse.Namespace, name: str, options: dict[str, Any], st
     return rows
 
 
+def time_steps(args: argparse.Namespace, variants: list[tuple[str, dict[str, Any]]], style: Image.Image) -> None:
+    """Median seconds of a training step per variant, the variants' steps interleaved one by one, so
+    that a busy machine slows them alike (the training runs' own times are not comparable then)."""
+    runs = {}
+    for name, options in variants:
+        base = {**TRAINING_RECIPES[args.recipe], "steps": 1, "checkpoint_every": 1, "validate_every": 1}
+        params = ITNTrainParams.from_dict({**base, **options})
+        photos = [prepare_photo(Image.open(p), params.crop) for p in photos_in(args.data / "train")]
+        vgg = perceptual_network(params, "caffe", torch.device("cpu"))
+        targets = style_targets(vgg, [style], [1.0], params)
+        net = build_network(params.arch, params.seed).train()
+        runs[name] = (CropSampler(photos, params.crop, params.batch_size, params.seed), net,
+                      torch.optim.Adam(net.parameters(), lr=params.learning_rate),
+                      _Loss(vgg, targets, params, style_layer_weights(vgg, photos, targets, params)))
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for step in range(args.time_steps):
+        for name, (sampler, net, optimizer, loss_fn) in runs.items():
+            started = time.perf_counter()
+            total, _ = loss_fn(net, sampler.batch(step))
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            seconds[name].append(time.perf_counter() - started)
+    for name, values in seconds.items():
+        print(json.dumps({"variant": name, "median_s_per_step": round(statistics.median(values), 3), "steps_timed": len(values)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -102,11 +139,15 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=4, help="at most this many held-out photos (content/)")
     parser.add_argument("--variant", action="append", type=parse_variant, required=True)
     parser.add_argument("--out", type=Path, help="keep the networks and outputs here")
+    parser.add_argument("--time-steps", type=int, default=0, help="only time this many steps per variant, interleaved")
     args = parser.parse_args()
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
     style = Image.open(args.style or args.data / "style" / "vangogh_starry_night.jpg").convert("RGB")
+    if args.time_steps:
+        time_steps(args, args.variant, style)
+        return
     rows = [row for name, options in args.variant for row in run_variant(args, name, options, style)]
     print(f"{'variant':<14} {'photo':<28} {'s/step':>7} {'ssim':>6} " + " ".join(f"{l:>8}" for l in STYLE_DIST_LAYERS) + "  geomean")
     for row in rows:
