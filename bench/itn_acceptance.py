@@ -12,6 +12,14 @@ slower device does in an hour) would give.
 
 Runs unchanged on CUDA (`--device cuda`); the clocks synchronize there.
 
+Training follows a recipe of `models train` (`--recipe gpu`, the default, or `cpu`); options override
+its values. The GPU recipe's acceptance (issue 22), one device call of about 20 minutes on an H200:
+  PYTHONPATH=. python bench/itn_acceptance.py --recipe gpu --device cuda --compile --max-seconds 1500 \
+      --eval-steps 5000,10000,20000 --checkpoint-every 1000
+(`bash bench/cuda_checks.sh --itn-acceptance` runs it on the device machine.) The CPU recipe's, about an
+hour on this project's 2-core VM:
+  PYTHONPATH=. python bench/itn_acceptance.py --recipe cpu --device cpu --size 256 --eval-steps 500,1000
+
 Usage: PYTHONPATH=. python bench/itn_acceptance.py --data ../shared/data --out /tmp/itn-acceptance
        (DATA holds train/*.png, content/* (held out) and style/vangogh_starry_night.jpg)
 """
@@ -33,6 +41,7 @@ from style_engine.device import resolve_device
 from style_engine.gatys import stylize
 from style_engine.itn import network_from_state, stylize_one
 from style_engine.itn_params import ITNTrainParams
+from style_engine.itn_recipes import TRAINING_RECIPES, with_recipe
 from style_engine.itn_train import CropSampler, perceptual_network, prepare_photo, style_targets, train
 from style_engine.params import GatysParams
 from style_engine.style_distance import luminance_ssim, style_dist
@@ -65,9 +74,11 @@ def train_network(args: argparse.Namespace, device: torch.device, style: Image.I
     Returns the network of the last checkpoint, and of each checkpoint at a step of `--eval-steps`
     (so that one run shows how quality grows with training: what an hour buys on a slower device).
     """
-    params = ITNTrainParams(arch=args.arch, steps=args.steps, batch_size=args.batch_size, crop=args.crop,
-                            learning_rate=args.learning_rate, style_weight=args.style_weight, style_size=args.style_size,
-                            checkpoint_every=args.checkpoint_every, validate_every=args.checkpoint_every)
+    given = {"arch": args.arch, "steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
+             "learning_rate": args.learning_rate, "style_weight": args.style_weight, "style_size": args.style_size}
+    params = ITNTrainParams.from_dict({**with_recipe({k: v for k, v in given.items() if v is not None} | {"recipe": args.recipe}, ""),
+                                       "checkpoint_every": args.checkpoint_every, "validate_every": args.checkpoint_every})
+    print("training parameters", json.dumps(params.to_dict()), flush=True)
     photos = [prepare_photo(Image.open(p), params.crop) for p in photos_in(args.data / "train")]
     vgg = perceptual_network(params, "caffe", device)
     targets = style_targets(vgg, [style], [1.0], params)
@@ -155,13 +166,15 @@ def main() -> None:
     parser.add_argument("--style", type=Path, help="default: DATA/style/vangogh_starry_night.jpg")
     parser.add_argument("--out", type=Path, default=Path("/tmp/itn-acceptance"))
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--arch", default="johnson", choices=["johnson", "light"])
-    parser.add_argument("--steps", type=int, default=40_000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=ITNTrainParams.crop)
-    parser.add_argument("--learning-rate", type=float, default=ITNTrainParams.learning_rate)
-    parser.add_argument("--style-weight", type=float, default=ITNTrainParams.style_weight)
-    parser.add_argument("--style-size", type=int, default=ITNTrainParams.style_size)
+    parser.add_argument("--recipe", default="gpu", choices=sorted(TRAINING_RECIPES),
+                        help="the training recipe (style_engine/itn_recipes.py); the options below override its values")
+    parser.add_argument("--arch", choices=["johnson", "light"])
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--crop", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--style-weight", type=float)
+    parser.add_argument("--style-size", type=int)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     parser.add_argument("--size", type=int, default=512)

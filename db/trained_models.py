@@ -3,6 +3,7 @@
 A training job (method ``itn-train``) stores checkpoints as it goes (Artifact rows of kind
 ``checkpoint`` on its run) and, when it finishes, the final weights (kind ``model``) and one Model
 row naming them. A rerun of the same job resumes from the newest checkpoint of any earlier attempt.
+A network imported from a file (``atelier models import``) has a Model row and weights but no run.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _info(model: Model) -> ModelInfo:
     )
 
 
-def _artifact(record: ArtifactRecord, run_id: int, job_id: int) -> Artifact:
+def _artifact(record: ArtifactRecord, run_id: int | None, job_id: int | None) -> Artifact:
     return Artifact(
         run_id=run_id, job_id=job_id, kind=record.kind, uri=record.uri, sha256=record.sha256, bytes=record.bytes,
         content_type=record.content_type,
@@ -111,6 +112,20 @@ def record_model(
         return model.id
 
 
+def record_import(
+    catalog: Catalog, *, name: str, style_id: int, weights: ArtifactRecord, params: Mapping[str, Any], metrics: Mapping[str, Any]
+) -> int:
+    """Store the Model row of a network trained elsewhere (no run, no job) and its weights' artifact."""
+    with catalog.session() as session:
+        taken = session.scalar(select(Model.id).where(Model.name == name))
+        if taken is not None:
+            raise InvalidRequest(f"model name {name!r} is taken (model {taken}); choose another name")
+        model = Model(name=name, method="itn", style_id=style_id, checkpoint=_artifact(weights, None, None), params=dict(params), metrics=dict(metrics))
+        session.add(model)
+        session.flush()
+        return model.id
+
+
 def find_model(session: Session, reference: str) -> ModelInfo:
     """The model called ``reference``, or numbered so when it is all digits and no model has that name."""
     query = select(Model).options(selectinload(Model.checkpoint))
@@ -130,7 +145,6 @@ def list_models(session: Session) -> Sequence[ModelInfo]:
     """Every trained model, newest first."""
     models = session.scalars(select(Model).options(selectinload(Model.checkpoint)).order_by(Model.id.desc()))
     return [_info(m) for m in models]
-
 
 
 def current_run_id(catalog: Catalog, job_id: int, worker: str) -> int:

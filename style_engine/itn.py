@@ -12,6 +12,11 @@ in one forward pass. Layout (Johnson's, with the upsampling fix of Odena et al. 
 Every convolution is reflection-padded and followed (except the last) by instance normalization
 and a ReLU.
 
+Imported networks (:mod:`style_engine.itn_import`) have the same layout but another pixel
+convention: ``pytorch/examples``' networks take pixels in [0, 255] and give an unbounded output
+read as [0, 255]. ``pixel_scale`` and ``output`` describe that convention inside the network, so
+every caller (jobs, video, exports) keeps seeing [0, 1] in and out.
+
 **Input and output range.** Input: RGB in [0, 1], shape (N, 3, H, W), any H and W >= 16. The
 network reflection-pads H and W up to a multiple of 4 (two stride-2 stages) and crops the output
 back, so the output has the input's size. Output: a sigmoid of the last convolution, so pixels lie
@@ -89,14 +94,26 @@ class _Upsample(nn.Sequential):
         super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), _Conv(cin, cout, 3))
 
 
-class TransformerNet(nn.Module):
-    """Johnson et al.'s image transformation network; see the module docstring for ranges."""
+OUTPUT_STAGES = ("sigmoid", "clamp")
 
-    def __init__(self, arch: str = "johnson") -> None:
+
+class TransformerNet(nn.Module):
+    """Johnson et al.'s image transformation network; see the module docstring for ranges.
+
+    ``output`` is ``sigmoid`` for Atelier's own networks (trained through it) and ``clamp`` for
+    imported ones, which were trained with a linear output; ``pixel_scale`` is the pixel value of
+    white the weights expect (1 here, 255 for pytorch/examples).
+    """
+
+    def __init__(self, arch: str = "johnson", *, output: str = "sigmoid", pixel_scale: float = 1.0) -> None:
         super().__init__()
         if arch not in ARCHITECTURES:
             raise InvalidInputError(f"network architecture {arch!r}: unknown; use one of {', '.join(ARCHITECTURES)}")
+        if output not in OUTPUT_STAGES or not pixel_scale > 0:
+            raise InvalidInputError(f"network output {output!r} at pixel scale {pixel_scale!r}: unsupported")
         self.arch = arch
+        self.output = output
+        self.pixel_scale = float(pixel_scale)
         a = ARCHITECTURES[arch]
         self.body = nn.Sequential(
             _Conv(3, a.c1, 9),
@@ -112,7 +129,11 @@ class TransformerNet(nn.Module):
         height, width = x.shape[-2], x.shape[-1]
         pad_h, pad_w = (4 - height % 4) % 4, (4 - width % 4) % 4
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        out = torch.sigmoid(self.body(padded))
+        raw = self.body(padded if self.pixel_scale == 1.0 else padded * self.pixel_scale)
+        if self.output == "sigmoid":
+            out = torch.sigmoid(raw)
+        else:
+            out = torch.clamp(raw / self.pixel_scale, 0.0, 1.0)
         return out[..., :height, :width]
 
 
@@ -123,9 +144,11 @@ def build_network(arch: str, seed: int) -> TransformerNet:
         return TransformerNet(arch)
 
 
-def network_from_state(arch: str, state: dict[str, torch.Tensor]) -> TransformerNet:
-    """Rebuild a trained network; a state dict of another architecture is an InvalidInputError."""
-    net = TransformerNet(arch)
+def network_from_state(
+    arch: str, state: dict[str, torch.Tensor], *, output: str = "sigmoid", pixel_scale: float = 1.0
+) -> TransformerNet:
+    """Rebuild a trained (or imported) network; a state dict of another architecture is an InvalidInputError."""
+    net = TransformerNet(arch, output=output, pixel_scale=pixel_scale)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

@@ -15,11 +15,11 @@ from typing import ClassVar
 
 from style_engine.errors import InvalidInputError
 from style_engine.itn import ARCHITECTURES
+from style_engine.itn_recipes import TRAINING_RECIPES
 from style_engine.params import METHOD_PARAMS, MAX_SIZE, MethodParams, _choice, _int, _layers, _number
 
 ITN_CONTENT_LAYERS = ("relu3_1",)
 ITN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-
 
 @dataclass(frozen=True)
 class ITNTrainParams(MethodParams):
@@ -54,6 +54,8 @@ class ITNTrainParams(MethodParams):
     precision: str = "auto"
     checkpoint_every: int = 200
     validate_every: int = 100
+    balance_layers: bool = False
+    recipe: str = ""
 
     def __post_init__(self) -> None:
         for name in ("name", "data"):
@@ -74,6 +76,8 @@ class ITNTrainParams(MethodParams):
         _layers("content_layers", self.content_layers)
         _layers("style_layers", self.style_layers)
         _choice("precision", self.precision, ("auto", "bf16", "fp32"))
+        _choice("balance_layers", self.balance_layers, (True, False))
+        _choice("recipe", self.recipe, ("", *TRAINING_RECIPES))
 
 
 @dataclass(frozen=True)

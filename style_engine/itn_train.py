@@ -34,7 +34,7 @@ from style_engine.gatys import resolve_precision
 from style_engine.images import image_to_tensor, resize_long_side
 from style_engine.itn import MIN_SIDE, TransformerNet, build_network
 from style_engine.itn_params import ITNTrainParams
-from style_engine.losses import blend_grams, tv_loss
+from style_engine.losses import balanced_layer_weights, blend_grams, tv_loss
 from style_engine.vgg import VGGFeatures
 
 CHECKPOINT_FORMAT = "atelier-itn-checkpoint/1"
@@ -163,16 +163,40 @@ class TrainResult:
     seconds: float  # wall time of this call (a resumed run counts only its own part)
     precision: str
     history: list[dict[str, float]] = field(default_factory=list)  # validation losses over time
+    layer_weights: dict[str, float] = field(default_factory=dict)  # each style layer's, balanced or not
+
+
+def photo_layer_distances(vgg: VGGFeatures, photos: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Per style layer, the training photos' own Gram distance to the style (mean over ``photos``):
+    the yardstick of layer balance, as Gatys's balance uses the one photo it paints."""
+    with torch.no_grad():
+        features = vgg(photos.to(vgg.device))
+        return {name: float(F.mse_loss(batch_gram(features[name]), target.expand(len(photos), -1, -1)))
+                for name, target in targets.items()}
+
+
+def style_layer_weights(
+    vgg: VGGFeatures, photos: Sequence[torch.Tensor], targets: Mapping[str, torch.Tensor], params: ITNTrainParams
+) -> dict[str, float]:
+    """Each style layer's weight: 1/L, divided with ``balance_layers`` by the photos' own distance at
+    that layer (their centre crops), so that every layer's term starts near 1 and relu5_1's gradient
+    is no longer a rounding error beside relu1_1's."""
+    even = {name: 1.0 / len(params.style_layers) for name in params.style_layers}
+    if not params.balance_layers:
+        return even
+    return balanced_layer_weights(even, photo_layer_distances(vgg, validation_batch(photos, params.crop), targets))
 
 
 class _Loss:
     """The perceptual objective of one training run."""
 
-    def __init__(self, vgg: VGGFeatures, targets: Mapping[str, torch.Tensor], params: ITNTrainParams) -> None:
+    def __init__(
+        self, vgg: VGGFeatures, targets: Mapping[str, torch.Tensor], params: ITNTrainParams, layer_weights: Mapping[str, float]
+    ) -> None:
         self.vgg = vgg
         self.targets = targets
         self.params = params
-        self.layer_weight = 1.0 / len(params.style_layers)
+        self.layer_weights = dict(layer_weights)
 
     def __call__(self, net: nn.Module, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The total loss (for backward) and the detached (total, content, style, tv) values."""
@@ -184,7 +208,7 @@ class _Loss:
         features = self.vgg(output)
         content = sum(F.mse_loss(features[n].float(), reference[n].float()) for n in p.content_layers)
         style = sum(
-            self.layer_weight * F.mse_loss(batch_gram(features[n]), self.targets[n].expand(len(photos), -1, -1))
+            self.layer_weights[n] * F.mse_loss(batch_gram(features[n]), self.targets[n].expand(len(photos), -1, -1))
             for n in p.style_layers
         )
         terms = torch.stack([p.content_weight * content, p.style_weight * style, p.tv_weight * tv_loss(output)])
@@ -226,7 +250,8 @@ def train(
     step, losses, history = 0, {}, []
     if resume is not None:
         step, losses, history = _restore(resume, params, net, optimizer)
-    loss_fn = _Loss(torch.compile(vgg) if compile else vgg, targets, params)
+    layer_weights = style_layer_weights(vgg, sampler.photos, targets, params)
+    loss_fn = _Loss(torch.compile(vgg) if compile else vgg, targets, params, layer_weights)
     forward = torch.compile(net) if compile else net
     val_losses: dict[str, float] = {}
     last_good = step if resume is not None else None
@@ -263,6 +288,7 @@ def train(
         seconds=time.perf_counter() - started,
         precision=vgg.precision,
         history=history,
+        layer_weights=layer_weights,
     )
 
 

@@ -99,7 +99,9 @@ def load_model(workshop: Workshop, reference: str) -> tuple[Any, TransformerNet]
     if not isinstance(state.get("model"), dict) or "arch" not in state:
         raise InvalidInputError(f"model {info.name!r}: {info.uri} is not a fast-style-network model file")
     try:
-        net = network_from_state(state["arch"], state["model"]).to(workshop.device)
+        net = network_from_state(
+            state["arch"], state["model"], output=state.get("output", "sigmoid"), pixel_scale=float(state.get("pixel_scale", 1.0))
+        ).to(workshop.device)
     except InvalidInputError as exc:
         raise InvalidInputError(f"model {info.name!r}: {exc}") from None
     with _networks_lock:
@@ -188,7 +190,7 @@ def train_model(
     def store_checkpoint(checkpoint: dict[str, Any]) -> None:
         from db.trained_models import add_checkpoint
 
-        add_checkpoint(workshop.catalog, run_id, spec.id, _put(workshop, checkpoint, ArtifactKind.CHECKPOINT))
+        add_checkpoint(workshop.catalog, run_id, spec.id, put_state(workshop, checkpoint, ArtifactKind.CHECKPOINT))
 
     logger = _run_logger()
     result = train(
@@ -202,7 +204,7 @@ def train_model(
         on_validation=lambda step, losses: logger.info("job %d: validation losses at step %d: %s", spec.id, step, _losses_text(losses)),
         on_checkpoint=store_checkpoint,
     )
-    weights = _put(workshop, model_state(result, params), ArtifactKind.MODEL)
+    weights = put_state(workshop, model_state(result, params), ArtifactKind.MODEL)
     metrics = {
         "styles": [{"id": ref.id, "sha256": ref.sha256, "weight": w} for ref, w in zip(spec.styles, spec.style_weights)],
         "dataset": {"source": params.data, "sha256": dataset_sha256(photos), "photos": len(training), "validation": len(validation)},
@@ -246,7 +248,8 @@ def _losses_text(losses: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.4g}" for name, value in losses.items())
 
 
-def _put(workshop: Workshop, state: dict[str, Any], kind: ArtifactKind) -> ArtifactRecord:
+def put_state(workshop: Workshop, state: dict[str, Any], kind: ArtifactKind) -> ArtifactRecord:
+    """Store a torch state (checkpoint or model) by its sha256; the record is what the catalog files."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     stored = workshop.store.put_bytes(buffer.getvalue(), suffix=".pt", content_type="application/octet-stream")

@@ -23,6 +23,8 @@ def test_demo_runs_once_then_reuses_the_catalog(prefect_api, atelier, tmp_path):
     jobs = catalog_rows(app, Job)
     assert {job.params.get("preserve_color") for job in jobs if job.method == "gatys"} == {None, "luminance"}
     assert sorted(job.method for job in jobs) == ["gatys", "gatys", "itn", "itn-train"]
+    (training,) = [job for job in jobs if job.method == "itn-train"]
+    assert (training.params["recipe"], training.params["steps"], training.params["crop"]) == ("demo", 2, 48)
     runs, artifacts = len(catalog_rows(app, Run)), len(catalog_rows(app, Artifact))
 
     second = app.cli("demo", *quick)

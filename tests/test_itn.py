@@ -100,7 +100,7 @@ def test_training_lowers_the_validation_loss_twofold(photos, style_image) -> Non
     )
     from style_engine.itn_train import _Loss, evaluate
 
-    untrained = evaluate(build_network("light", params.seed), _Loss(vgg, targets, params), validation)
+    untrained = evaluate(build_network("light", params.seed), _Loss(vgg, targets, params, result.layer_weights), validation)
     assert steps == list(range(1, 41))
     assert [step for step, _ in seen] == [40]
     assert result.validation_losses["total"] * 2 < untrained["total"]  # 2.5x measured
@@ -203,3 +203,40 @@ def test_params_round_trip_and_reject_bad_values() -> None:
         parse_params("itn-train", {"arch": "huge"})
     with pytest.raises(InvalidInputError, match="model"):
         parse_params("itn", {})
+
+
+def test_training_recipes_follow_the_device_and_yield_to_the_options_given() -> None:
+    """Issue 22: `models train` with no option trains at the measured scale of the device it runs on."""
+    from style_engine.itn_params import ITNTrainParams
+    from style_engine.itn_recipes import TRAINING_RECIPES, with_recipe
+
+    on_cpu = ITNTrainParams.from_dict(with_recipe({}, "cpu"))
+    assert (on_cpu.recipe, on_cpu.arch, on_cpu.crop, on_cpu.style_size, on_cpu.batch_size, on_cpu.style_weight,
+            on_cpu.precision) == ("cpu", "light", 128, 256, 4, 5.0, "fp32")
+    on_gpu = ITNTrainParams.from_dict(with_recipe({}, "cuda"))
+    assert (on_gpu.recipe, on_gpu.arch, on_gpu.crop, on_gpu.steps) == ("gpu", "johnson", 256, TRAINING_RECIPES["gpu"]["steps"])
+    assert with_recipe({}, "mps")["recipe"] == "cpu"
+    chosen = ITNTrainParams.from_dict(with_recipe({"recipe": "gpu", "steps": 10}, "cpu"))
+    assert (chosen.recipe, chosen.arch, chosen.steps) == ("gpu", "johnson", 10)
+    with pytest.raises(InvalidInputError, match="parameter recipe: 'tpu' is not one of"):
+        with_recipe({"recipe": "tpu"}, "cpu")
+
+
+def test_layer_balance_gives_every_style_layer_the_same_start_and_relu5_1_its_share(photos, style_image) -> None:
+    """Issue 22: unbalanced, relu5_1's term is a rounding error beside relu4_1's; balanced, each
+    layer's term is 1/L on the training photos, as layer balance makes it in Gatys."""
+    from dataclasses import replace
+
+    from style_engine.itn_train import photo_layer_distances, style_layer_weights
+
+    five = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    params = ITNTrainParams(**TINY, steps=1, style_layers=five, balance_layers=True)
+    sampler, vgg, targets, _ = _training(photos, style_image, params)
+    distances = photo_layer_distances(vgg, validation_batch(sampler.photos, CROP), targets)
+    balanced = style_layer_weights(vgg, sampler.photos, targets, params)
+    assert [balanced[n] * distances[n] for n in five] == pytest.approx([1 / 5] * 5)
+    even = style_layer_weights(vgg, sampler.photos, targets, replace(params, balance_layers=False))
+    shares = {n: even[n] * distances[n] for n in five}
+    assert shares["relu5_1"] < shares["relu4_1"] / 100
+    result = train(sampler, params, vgg, targets)
+    assert result.layer_weights == balanced

@@ -1,4 +1,4 @@
-"""`atelier models train | ls | show | export`, and `atelier stylize --method itn` on files and folders.
+"""`atelier models train | import | ls | show | export`, and `atelier stylize --method itn` on files and folders.
 
 Training is a catalog job (method ``itn-train``) run by the ``train_style_model`` flow in this
 process, with a progress bar; the same job can run nightly under a deployment instead. Stylizing
@@ -23,7 +23,7 @@ from atelier.settings import get_settings
 if TYPE_CHECKING:
     from tasks.workshop import Workshop
 
-models_app = typer.Typer(help="Fast style networks: train, list, show, export.", no_args_is_help=True)
+models_app = typer.Typer(help="Fast style networks: train, import, list, show, export.", no_args_is_help=True)
 EXPORT_FORMATS = ("onnx", "torchscript")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -39,13 +39,19 @@ def train(
     data: Annotated[str, typer.Option(help="Training photos: a folder, or tag:NAME for the catalog's content images with that tag.")],
     preview: Annotated[str, typer.Option(help="A content image in the catalog, rendered by the trained model as the job's output.")],
     style_weight: Annotated[list[float] | None, typer.Option(help="Blend weight per --style, in order.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps [default: 2000].")] = None,
-    arch: Annotated[str | None, typer.Option(help="johnson or light [default: johnson].")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps [default: the recipe's].")] = None,
+    arch: Annotated[str | None, typer.Option(help="johnson or light [default: the recipe's].")] = None,
+    recipe: Annotated[str | None, typer.Option(help="cpu or gpu [default: the one of the device that trains].")] = None,
     param: ParamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a fast style network as a catalog job, store it, and record it as a model."""
-    options = {**parse_param_options(param), **{k: v for k, v in (("steps", steps), ("arch", arch)) if v is not None}}
+    """Train a fast style network as a catalog job, store it, and record it as a model.
+
+    With no option it follows the recipe of the device it trains on (README, "Fast style
+    networks"); options given override the recipe's values, and `models show` says which recipe.
+    """
+    given = (("steps", steps), ("arch", arch), ("recipe", recipe))
+    options = {**parse_param_options(param), **{k: v for k, v in given if v is not None}}
     job_id, output_uri = train_model(name, style, data, preview, options, style_weights=style_weight)
     with user_errors(), read_session() as session:
         from db.trained_models import find_model
@@ -55,7 +61,8 @@ def train(
         print_json({"job_id": job_id, **info.to_dict()})
     else:
         losses = info.metrics.get("validation_losses") or info.metrics.get("losses", {})
-        console.print(f"model {info.id} {info.name!r}: {info.metrics['steps']} steps in {info.metrics['wall_seconds']:.0f} s, "
+        console.print(f"model {info.id} {info.name!r} ({recipe_text(info.params)}): "
+                      f"{info.metrics['steps']} steps in {info.metrics['wall_seconds']:.0f} s, "
                       f"validation loss {losses.get('total', float('nan')):.4g}; preview {output_uri}")
 
 
@@ -74,8 +81,12 @@ def train_model(
         from tasks.itn_data import check_training_data
 
         check_training_data(workshop_from_settings(device="cpu"), training_source(data))  # a bad source is no job
+        from style_engine.device import resolve_device
+
+        device_type = resolve_device(get_settings().device).type
         with opened_catalog() as catalog:
-            job_id = request_training(catalog, name, styles, data, preview, options, style_weights=style_weights)
+            job_id = request_training(catalog, name, styles, data, preview, options, device_type=device_type,
+                                      style_weights=style_weights)
         from flows.train_style_model import train_style_model
 
         with _training_bar():
@@ -106,9 +117,53 @@ def _training_bar() -> Iterator[None]:
             progress_listeners.remove(on_step)
 
 
+@models_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A pytorch/examples TransformerNet: a state dict (.pth) or an ONNX export (.onnx).")],
+    name: Annotated[str, typer.Option(help="The model's name (unique).")],
+    style: Annotated[str, typer.Option(help="The style image in the catalog it was trained on: id, sha256, title or file name.")],
+    origin: Annotated[str, typer.Option(help="Where the file comes from (a URL, a paper, a person), kept in the catalog.")] = "",
+    pixel_range: Annotated[int, typer.Option(help="White's pixel value in the file's input and output: 255 (pytorch/examples, "
+                                                  "the ONNX zoo) or 1.")] = 255,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a fast style network trained elsewhere: validated (layout, shapes, a test image), stored, recorded."""
+    if pixel_range not in (1, 255):
+        raise fail(f"--pixel-range {pixel_range}: use 255 or 1")
+    with user_errors():
+        from tasks.itn_import import import_model
+
+        import_model(workshop_from_settings(device="cpu"), file, name=name, style=style, origin=origin,
+                                pixel_scale=float(pixel_range))
+        with read_session() as session:
+            from db.trained_models import find_model
+
+            info = find_model(session, name)
+    if as_json:
+        print_json(info.to_dict())
+    else:
+        source = info.metrics["import"]
+        console.print(f"model {info.id} {info.name!r}: {info.params['arch']} network from {source['file']} "
+                      f"({source['format']}, sha256 {source['sha256'][:12]}), pixels {info.params['input_range']}", highlight=False)
+
+
+def recipe_text(params: dict[str, Any]) -> str:
+    """Where a model's parameters come from: `cpu recipe`, `gpu recipe, steps changed`, `imported`..."""
+    from style_engine.itn_recipes import TRAINING_RECIPES
+
+    if params.get("source") == "imported":
+        return "imported"
+    name = params.get("recipe")
+    if not name:
+        return "no recipe"
+    changed = sorted(k for k, v in TRAINING_RECIPES.get(name, {}).items() if params.get(k) != v)
+    return f"{name} recipe" + (f", {', '.join(changed)} changed" if changed else "")
+
+
 MODEL_COLUMNS = {
     "id": "id",
     "name": "name",
+    "recipe": lambda r: recipe_text(r["params"]),
     "arch": lambda r: r["params"].get("arch"),
     "steps": lambda r: r["metrics"].get("steps"),
     "styles": lambda r: ", ".join(str(s["id"]) for s in r["metrics"].get("styles", [])),
@@ -137,6 +192,8 @@ def show(model: Annotated[str, typer.Argument(help="Model name or id.")], as_jso
 
         with read_session() as session:
             record = find_model(session, model).to_dict()
+    if not as_json:
+        record = {"name": record["name"], "recipe": recipe_text(record["params"]), **record}
     print_record(record, as_json=as_json)
 
 

@@ -24,17 +24,23 @@ def training_source(data: str) -> str:
 
 def request_training(
     catalog: Catalog, name: str, styles: Sequence[str], data: str, preview: str, options: Mapping[str, Any],
-    *, style_weights: Sequence[float] | None = None,
+    *, device_type: str, style_weights: Sequence[float] | None = None,
 ) -> int:
     """The id of the pending itn-train job for model `name` (created, or reopened after a
-    failure). BadInput when a model of that name exists already."""
+    failure). BadInput when a model of that name exists already.
+
+    `options` complete a training recipe: the one they name (`recipe`), else the one of the device
+    the training will run on (`device_type`: cuda gets the GPU recipe, anything else the CPU one).
+    The job's parameters, and so the model's, record every value used and the recipe's name."""
     from db.images import find_image
     from db.jobs import add_job
     from db.runs import reset_failed
     from db.trained_models import model_name_taken
+    from style_engine.itn_recipes import with_recipe
     from style_engine.params import parse_params
 
-    params = parse_params("itn-train", {**options, "name": name, "data": training_source(data)}).to_dict()
+    recipe = with_recipe(options, device_type)
+    params = parse_params("itn-train", {**recipe, "name": name, "data": training_source(data)}).to_dict()
     with catalog.session() as session:
         if model_name_taken(session, name):
             raise BadInput(f"model name {name!r} is taken; choose another name (see `atelier models ls`)")
