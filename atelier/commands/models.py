@@ -78,11 +78,10 @@ def train_model(
     quiet_embedded_prefect()
     with user_errors():
         from atelier.services.model_training import request_training, training_source
+        from style_engine.device import resolve_device
         from tasks.itn_data import check_training_data
 
         check_training_data(workshop_from_settings(device="cpu"), training_source(data))  # a bad source is no job
-        from style_engine.device import resolve_device
-
         device_type = resolve_device(get_settings().device).type
         with opened_catalog() as catalog:
             job_id = request_training(catalog, name, styles, data, preview, options, device_type=device_type,
