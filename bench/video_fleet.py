@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ATELIER = [sys.executable, "-c", "from atelier.cli import app; app()"]

@@ -17,7 +17,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from skimage import data
 
