@@ -9,14 +9,13 @@ the 404, 400 and 403 pages.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.web_gallery import FLOW_RUN, HOSTILE_MODEL, HOSTILE_TAG, HOSTILE_TITLE, VIDEO_FPS, VIDEO_FRAMES, build_gallery
+from tests.web_gallery import (FLOW_RUN, HOSTILE_MODEL, HOSTILE_TAG, HOSTILE_TITLE, VIDEO_FPS, VIDEO_FRAMES, build_gallery,
+                               live_server)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -27,14 +26,11 @@ TOKEN = "browser-test-token"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
     """A served gallery (page size 2, writes on with TOKEN) and what it holds."""
-    import uvicorn
-
     from atelier.web.app import create_app
     from atelier.web.config import WebConfig
     from db.migrate import upgrade
     from db.session import open_catalog
     from storage.local import LocalStore
-    from tests.fixtures.s3 import free_port
 
     folder = tmp_path_factory.mktemp("web-live")
     url = f"sqlite:///{folder / 'catalog.db'}"
@@ -44,17 +40,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object
     catalog.dispose()
     app = create_app(WebConfig(database_url=url, store_url=f"file://{folder / 'store'}", write_token=TOKEN,
                                prefect_ui_url="http://127.0.0.1:4200", page_size=2))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", gallery
-    server.should_exit = True
-    thread.join(10)
+    with live_server(app) as base:
+        yield base, gallery
 
 
 @pytest.fixture(scope="module")

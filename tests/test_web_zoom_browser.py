@@ -4,8 +4,6 @@ tiles, and the pixels it shows there are the artwork's own, without the whole fi
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,21 +12,18 @@ from PIL import Image
 
 from tests.test_web_browser import browser  # noqa: F401  (fixture)
 from tests.test_web_tiles import TILE, add_big_artwork, big_picture
-from tests.web_gallery import build_gallery
+from tests.web_gallery import build_gallery, live_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, np.ndarray]]:
-    import uvicorn
-
     from atelier.web.app import create_app
     from atelier.web.config import WebConfig
     from db.migrate import upgrade
     from db.session import open_catalog
     from storage.local import LocalStore
-    from tests.fixtures.s3 import free_port
 
     folder = tmp_path_factory.mktemp("web-zoom")
     url = f"sqlite:///{folder / 'catalog.db'}"
@@ -40,17 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     catalog.dispose()
     app = create_app(WebConfig(database_url=url, store_url=f"file://{folder / 'store'}", cache_dir=folder / "cache",
                                tile_size=TILE))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", artwork, pixels
-    server.should_exit = True
-    thread.join(10)
+    with live_server(app) as base:
+        yield base, artwork, pixels
 
 
 TILES_LOADED = """() => {

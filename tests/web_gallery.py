@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,3 +187,25 @@ def add_trained_model(catalog, store: LocalStore, g: Gallery) -> None:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread, for a real browser; yields its base URL."""
+    import uvicorn
+
+    from tests.fixtures.s3 import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
