@@ -104,15 +104,15 @@ def stylize(
     for level, budget in zip(levels, budgets):
         x = level_start(x, level.content_work, previous.content_work if previous is not None else None)
         stop = tolerance if level is final else None
-        history = params.lbfgs_history if level.plan is None else plan.tiled_history
+        history = plan.final_history if level is final else params.lbfgs_history
         x, best_losses, first, spent = _optimize(level, x, budget, done, params.iterations, on_step, stop, history)
         previous = level
         initial_losses = initial_losses or first
         done += spent
 
     result = finish(final, x, best_losses, initial_losses, done, time.perf_counter() - started, objective.cache_hit)
-    if plan.tiled:
-        result.tile_plan = {"halo": plan.halo, "lbfgs_history": plan.tiled_history,
+    if plan.final_history != params.lbfgs_history or plan.tiled:
+        result.tile_plan = {"halo": plan.halo, "lbfgs_history": plan.final_history,
                             "levels": [level.tile_plan() or {"tiles": 1} for level in levels]}
     return result
 

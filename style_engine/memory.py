@@ -28,7 +28,7 @@ HEADROOM = 0.85  # share of the free memory a batch may plan to use (allocator s
 ACTIVATION_FACTOR = 2.0  # activations kept for backward + transient gradients and fp32 Gram copies; about 2.5 GiB measured at 1024 px on an H200 with the history
 PIXEL_VECTORS = 8  # x, gradient, direction, trial, trial gradient, line-search gradient, best, scratch
 MIN_TILE = 256  # below this the halo's share makes tiles a poor trade (a 256 px tile with 64 px halos is 2.25x its pixels)
-TILED_HISTORY = 10  # L-BFGS pairs at a tiled level (measured, README "Print sizes")
+TILED_HISTORY = 10  # L-BFGS pairs at the final level of a render that does not fit whole (measured, README "Print sizes")
 TILED_PIXEL_BYTES = 96  # per pixel beside the optimizer: fp32 content features at relu4_2 (32), the tiled gradient, content and best images
 CPU_DEFAULT_BATCH = 4  # on a CPU batching saves little (compute-bound); a few images keep memory modest
 
@@ -79,10 +79,10 @@ def gatys_bytes_per_image(params: GatysParams, shape: tuple[int, int], precision
 @dataclass(frozen=True)
 class RenderPlan:
     """How a render fits the device: each level's tile size (None: whole, as without tiling) and
-    the L-BFGS history at the tiled levels."""
+    the L-BFGS history at the final level (the coarser levels keep the parameters')."""
 
     tiles: tuple[int | None, ...]
-    tiled_history: int
+    final_history: int
     halo: int = DEFAULT_HALO
 
     @property
@@ -96,9 +96,9 @@ def plan_render(params: GatysParams, shapes: Sequence[tuple[int, int]], precisio
     the largest tile (a multiple of 16 px) whose graph fits beside the final size's image-sized
     buffers, for every level whose own graph does not fit there.
 
-    The tiled levels keep :data:`TILED_HISTORY` L-BFGS pairs at most: 50 pairs are 1.2 KB per
-    pixel, 40 GB at 8K, and at the same evaluations a short history costs little (README "Print
-    sizes"). Refuses, with the memory it would need, a render whose buffers alone do not fit.
+    A render that does not fit whole keeps :data:`TILED_HISTORY` L-BFGS pairs at most at its final
+    level: 50 pairs are 1.2 KB per pixel, 40 GB at 8K, and at the same evaluations a short history
+    costs little (README "Print sizes"); a coarser level's history is a fraction of that. Refuses, with the memory it would need, a render whose buffers alone do not fit.
     """
     channels = 1 if params.preserve_color == "luminance" else 3
     layers = tuple(params.content_layers) + tuple(params.style_layers)
@@ -117,7 +117,9 @@ def plan_render(params: GatysParams, shapes: Sequence[tuple[int, int]], precisio
             "choose a smaller size"
         )
     side = math.isqrt(int(budget / activation_bytes(1, layers, precision) * 0.999))  # the region's side that fits
-    tile = max(MIN_TILE, (side - 2 * DEFAULT_HALO) // GRID * GRID)
+    # Tiles come in powers of two from MIN_TILE: a render replayed (atelier reproduce) with a little
+    # more or less memory free gets the same plan, hence the same bytes.
+    tile = MIN_TILE * 2 ** max(0, int(math.log2(max(side - 2 * DEFAULT_HALO, MIN_TILE) / MIN_TILE)))
     tiles = tuple(
         None if activation_bytes(h * w, layers, precision, level) <= budget else tile
         for level, (h, w) in enumerate(shapes)
@@ -130,7 +132,7 @@ def forced_plan(params: GatysParams, shapes: Sequence[tuple[int, int]], tile: in
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < GRID or tile % GRID:
         raise InvalidInputError(f"tile size {tile!r}: must be a positive multiple of {GRID} px")
     tiles = tuple(tile if max(shape) > tile else None for shape in shapes)
-    history = min(params.lbfgs_history, TILED_HISTORY) if any(tiles) else params.lbfgs_history
+    history = min(params.lbfgs_history, TILED_HISTORY) if tiles[-1] else params.lbfgs_history
     return RenderPlan(tiles, history)
 
 

@@ -165,7 +165,7 @@ def test_a_render_that_fits_stays_whole_and_one_that_does_not_is_tiled() -> None
     plan = plan_render(params, shapes, "bf16", 16 * GIB, cpu)
     tile = plan.tiles[-1]
     assert plan.tiles[0] is None and tile is not None and tile % 16 == 0 and tile >= 256
-    assert plan.tiled_history == 10
+    assert plan.final_history == 10
     assert plan_render(params, shapes, "bf16", 8 * GIB, cpu).tiles[-1] < tile  # less memory, smaller tiles
     with pytest.raises(InvalidInputError, match=r"size 4096 px \(4096x3072\) needs about .* GiB of cpu memory even in tiles"):
         plan_render(params, shapes, "bf16", 1 * GIB, cpu)
