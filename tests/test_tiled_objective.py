@@ -169,3 +169,10 @@ def test_a_render_that_fits_stays_whole_and_one_that_does_not_is_tiled() -> None
     assert plan_render(params, shapes, "bf16", 8 * GIB, cpu).tiles[-1] < tile  # less memory, smaller tiles
     with pytest.raises(InvalidInputError, match=r"size 4096 px \(4096x3072\) needs about .* GiB of cpu memory even in tiles"):
         plan_render(params, shapes, "bf16", 1 * GIB, cpu)
+
+
+def test_only_jobs_that_fit_whole_batch() -> None:
+    from style_engine.batched_gatys import fits_whole
+
+    assert fits_whole(GatysParams(size=64), "cpu")
+    assert not fits_whole(GatysParams(size=16384), "cpu")  # about 900 GiB whole: it runs alone, in tiles
