@@ -88,10 +88,10 @@ def test_tiles_of_a_picture_whose_size_is_off_the_pooling_grid_still_match() -> 
 
 @pytest.fixture(scope="module")
 def renders() -> dict[str, object]:
-    """One 768 px render (two levels: 384 px whole, 768 px) untiled and tiled at 256 px, few evaluations."""
+    """One 768 px render (two levels: 384 and 768 px) untiled and tiled at 256 px, few evaluations."""
     content = Image.fromarray(data.astronaut()).resize((768, 768), Image.Resampling.LANCZOS)
     style = Image.fromarray(data.coffee())
-    params = GatysParams(size=768, iterations=8, precision="fp32")
+    params = GatysParams(size=768, iterations=6, precision="fp32")
     whole = stylize(content, [style], params)
     tiled = stylize(content, [style], params, tile_size=256)
     return {"content": content, "style": style, "whole": whole, "tiled": tiled}
@@ -102,7 +102,8 @@ def test_a_768_px_render_tiled_at_256_px_is_the_untiled_render(renders: dict) ->
 
     whole, tiled, style = renders["whole"], renders["tiled"], renders["style"]
     assert whole.tile_plan is None
-    assert tiled.tile_plan["levels"] == [{"tiles": 1}, {"tile": 256, "halo": DEFAULT_HALO, "tiles": 9}]
+    assert tiled.tile_plan["levels"] == [{"tile": 256, "halo": DEFAULT_HALO, "tiles": 4},
+                                         {"tile": 256, "halo": DEFAULT_HALO, "tiles": 9}]
     ours, theirs = style_dist(tiled.image, style, size=384), style_dist(whole.image, style, size=384)
     assert abs(ours / theirs - 1) <= 0.02, (ours, theirs)
     ssim = structural_similarity(np.asarray(tiled.image), np.asarray(whole.image), channel_axis=2, data_range=255)
@@ -111,16 +112,22 @@ def test_a_768_px_render_tiled_at_256_px_is_the_untiled_render(renders: dict) ->
 
 
 def test_the_tiled_render_has_no_seams_at_tile_borders(renders: dict) -> None:
-    """Mean gradient magnitude of the output across the tile borders (rows/columns 256, 512) against
-    that across every other row/column boundary: within 5 %."""
-    image = np.asarray(renders["tiled"].image, dtype=np.float64).mean(axis=2)
-    across_rows = np.abs(np.diff(image, axis=0)).mean(axis=1)  # [i]: between rows i and i+1
-    across_columns = np.abs(np.diff(image, axis=1)).mean(axis=0)
-    borders = [255, 511]
-    for profile in (across_rows, across_columns):
-        others = np.delete(profile, borders)
-        ratio = profile[borders].mean() / others.mean()
-        assert abs(ratio - 1) <= 0.05, ratio
+    """Mean gradient magnitude of the output across the tile borders (rows/columns 256, 512) relative
+    to that across every other row/column boundary: within 5 % of the same ratio in the untiled
+    render of the same picture. Measured against the untiled render because two border lines of
+    one picture differ from its average line by its content alone (Tuebingen's row 256 is 1.6x its
+    average, untiled or not), which says nothing about seams."""
+
+    def border_ratios(image: Image.Image) -> list[float]:
+        luma = np.asarray(image, dtype=np.float64).mean(axis=2)
+        ratios = []
+        for profile in (np.abs(np.diff(luma, axis=0)).mean(axis=1), np.abs(np.diff(luma, axis=1)).mean(axis=0)):
+            borders = [255, 511]  # [i]: across the boundary between lines i and i + 1
+            ratios.append(profile[borders].mean() / np.delete(profile, borders).mean())
+        return ratios
+
+    for tiled, whole in zip(border_ratios(renders["tiled"].image), border_ratios(renders["whole"].image)):
+        assert abs(tiled / whole - 1) <= 0.05, (tiled, whole)
 
 
 _PEAK_SCRIPT = textwrap.dedent("""
