@@ -14,6 +14,9 @@
 #   bash bench/cuda_checks.sh --itn-acceptance      # ITN_SECONDS (default 420) bounds the training
 # Figures and logs go to $OUT (the device tool's folder). `--dry-run` runs the same steps on this
 # CPU at tiny sizes, to check the script before spending device time.
+# Print sizes (issue 19) take a device call of their own (one 8K render at the 300-evaluation
+# default is the budget of a call): `bash bench/cuda_checks.sh --print` runs bench/print.py at
+# 7,680 x 4,320 (and 10,800 x 7,200 with PRINT_SIZES="7680x4320 10800x7200"); `--dry-run --print` checks it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/cuda-checks}
@@ -32,7 +35,9 @@ if [ "${1:-}" = --prepare ]; then
   exit 0
 fi
 
+PRINT_ARGS=(--sizes ${PRINT_SIZES:-7680x4320} --evals ${PRINT_EVALS:-300} --overhead-evals 5)
 if [ "${1:-}" = --dry-run ]; then
+  PRINT_ARGS=(--dry-run)
   PYTHON=${PYTHON:-.venv/bin/python}
   GPU_ARGS=(--cpu-dry-run)
   ITN_ARGS=(--device cpu --skip-1080 --repeats 1 --train-steps 1 --gatys-evals 2)
@@ -58,6 +63,12 @@ if [ "${1:-}" = --itn-acceptance ] || [ "${2:-}" = --itn-acceptance ]; then
                                             --checkpoint-every 1 --gatys-iterations 2 --photos 1)
   timeout 570 "$PYTHON" bench/itn_acceptance.py --device "$([ "${1:-}" = --dry-run ] && echo cpu || echo cuda)" \
     --data "${ITN_DATA:-../shared/data}" --out "$OUT/itn-acceptance" "${ACCEPT_ARGS[@]}" 2>&1 | tee "$OUT/itn_acceptance.log"
+  exit 0
+fi
+
+if [ "${1:-}" = --print ] || [ "${2:-}" = --print ]; then
+  timeout 570 "$PYTHON" bench/print.py "${PRINT_ARGS[@]}" --json "$OUT/print.json" --save-dir "$OUT/print" 2>&1 | tee "$OUT/print.log"
+  echo "print checks done: $(ls "$OUT")"
   exit 0
 fi
 

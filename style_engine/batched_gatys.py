@@ -283,6 +283,14 @@ def _stacked_style(levels: list[Level]) -> tuple[dict[str, torch.Tensor], dict[s
     return grams, weights
 
 
+def fits_whole(params: GatysParams, device: str | torch.device) -> bool:
+    """Whether a job with ``params`` fits ``device`` untiled (a square image, the most any aspect ratio
+    needs). Only such jobs batch: a render that needs tiles (style_engine.tiled_objective) runs alone."""
+    target = resolve_device(device)
+    per_image = gatys_bytes_per_image(params, (params.size, params.size), resolve_precision(params.precision, target))
+    return per_image <= available_bytes(target)
+
+
 def images_per_batch(params: GatysParams, device: str | torch.device) -> int:
     """How many jobs with ``params`` to hand the engine at once on ``device`` (a square image's memory, the most
     any aspect ratio at that size needs)."""

@@ -34,10 +34,12 @@ from style_engine.gatys_objective import (
     finish,
     initial_image,
     level_budgets,
+    level_sizes,
     level_start,
     resolve_precision,
 )
 from style_engine.images import long_side_size
+from style_engine.memory import RenderPlan
 from style_engine.params import GatysParams
 from style_engine.vgg import VGGFeatures
 
@@ -62,6 +64,7 @@ def stylize(
     init_image: Image.Image | None = None,
     extra_term: ExtraTerm | None = None,
     tolerance: float | None = None,
+    tile_size: int | None = None,
 ) -> StyleResult:
     """Render ``content`` in the style of ``styles`` (blended by ``style_weights``).
 
@@ -70,12 +73,15 @@ def stylize(
     ``extra_term`` joins the objective at the final size. ``tolerance`` stops the final level
     early once the best loss fell by less than that fraction over the last
     ``TOLERANCE_WINDOW`` evaluations (video frames that start close to their optimum cost less).
+    ``tile_size`` (a multiple of 16 px) cuts every level larger than it into tiles of that size,
+    as a recorded run was cut (reproducing it) or to test tiling at small sizes; None plans the
+    tiles from the free memory (style_engine.memory.plan_render), whole where the render fits.
     """
     started = time.perf_counter()
     blend = check_inputs(styles, style_weights, style_keys, params, init_image)
     target_device = resolve_device(device)
     precision = resolve_precision(params.precision, target_device)
-    _ensure_size_fits(params, content, target_device, precision)
+    plan = plan_memory(params, content, target_device, precision, tile_size)
     vgg = VGGFeatures(
         weights,
         tuple(params.content_layers) + tuple(params.style_layers),
@@ -86,7 +92,7 @@ def stylize(
     cache = StyleTargetCache() if cache is None else cache  # an empty cache is falsy
     objective = Objective(vgg, params, content, styles, blend, style_keys, cache)
 
-    levels = build_levels(objective, extra_term)
+    levels = build_levels(objective, extra_term, plan.tiles)
     budgets = level_budgets(params.iterations, len(levels))
     final = levels[-1]
     x = initial_image(params, final, styles, init_image, objective)
@@ -98,21 +104,29 @@ def stylize(
     for level, budget in zip(levels, budgets):
         x = level_start(x, level.content_work, previous.content_work if previous is not None else None)
         stop = tolerance if level is final else None
-        x, best_losses, first, spent = _optimize(level, x, budget, done, params.iterations, on_step, stop)
+        history = plan.final_history if level is final else params.lbfgs_history
+        x, best_losses, first, spent = _optimize(level, x, budget, done, params.iterations, on_step, stop, history)
         previous = level
         initial_losses = initial_losses or first
         done += spent
 
-    return finish(final, x, best_losses, initial_losses, done, time.perf_counter() - started, objective.cache_hit)
+    result = finish(final, x, best_losses, initial_losses, done, time.perf_counter() - started, objective.cache_hit)
+    if plan.final_history != params.lbfgs_history or plan.tiled:
+        result.tile_plan = {"halo": plan.halo, "lbfgs_history": plan.final_history,
+                            "levels": [level.tile_plan() or {"tiles": 1} for level in levels]}
+    return result
 
 
-def _ensure_size_fits(params: GatysParams, content: Image.Image, device: torch.device, precision: str) -> None:
-    """Refuse, before any work, a size whose image needs more memory than the device has free."""
-    from style_engine.memory import available_bytes, ensure_fits, gatys_bytes_per_image
+def plan_memory(params: GatysParams, content: Image.Image, device: torch.device, precision: str,
+                tile_size: int | None = None) -> RenderPlan:
+    """Each level whole where it fits the free memory, else in tiles (refused only when even the
+    image-sized buffers do not fit); ``tile_size`` forces the tiles."""
+    from style_engine.memory import available_bytes, forced_plan, plan_render
 
-    width, height = long_side_size(content.size, params.size)
-    per_image = gatys_bytes_per_image(params, (height, width), precision)
-    ensure_fits(params.size, (height, width), per_image, available_bytes(device), device)
+    shapes = [long_side_size(content.size, size)[::-1] for size in level_sizes(params)]
+    if tile_size is not None:
+        return forced_plan(params, shapes, tile_size)
+    return plan_render(params, shapes, precision, available_bytes(device), device)
 
 
 def _optimize(
@@ -123,13 +137,15 @@ def _optimize(
     total: int,
     on_step: StepCallback | None,
     tolerance: float | None = None,
+    history: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], dict[str, float], int]:
     """Spend ``budget`` evaluations (fewer if ``tolerance`` stops early); return the best image,
-    its losses, the first losses and the evaluations spent."""
+    its losses, the first losses and the evaluations spent. ``history``: L-BFGS pairs (default
+    the parameters')."""
     run = _Evaluations(level, x0, budget, offset, total, on_step, tolerance)
     try:
         if level.params.optimizer == "lbfgs":
-            _lbfgs(x0, run)
+            _lbfgs(x0, run, history or level.params.lbfgs_history)
         else:
             _adam(x0, run)
     except _BudgetSpent:
@@ -137,7 +153,7 @@ def _optimize(
     return run.best_x.clamp(0, 1), run.best_losses, run.first, run.count
 
 
-def _lbfgs(x0: torch.Tensor, run: _Evaluations) -> None:
+def _lbfgs(x0: torch.Tensor, run: _Evaluations, history: int) -> None:
     """L-BFGS on x = scale * z, the scale set so the first step moves the most sensitive pixel by FIRST_STEP.
 
     torch sizes L-BFGS's first step as g / |g|_1, which moves a pixel by about one over the
@@ -158,7 +174,7 @@ def _lbfgs(x0: torch.Tensor, run: _Evaluations) -> None:
         lr=1.0,
         max_iter=run.budget,
         max_eval=2 * run.budget,  # our own counter is the binding limit
-        history_size=run.level.params.lbfgs_history,
+        history_size=history,
         line_search_fn="strong_wolfe",
     )
     pending = [(first_loss, grad * scale)]  # L-BFGS starts where the probe was: reuse it

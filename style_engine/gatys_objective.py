@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from style_engine.errors import InvalidInputError
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
 from style_engine.losses import balanced_layer_weights, blend_grams, content_loss, gram, layer_distances, style_loss, tv_loss
 from style_engine.params import BASE_LEVEL_SIZE, GatysParams, multiscale_enabled
+from style_engine.tiled_objective import Terms, TilePlan, gram_pass, loss_and_gradient, values
 from style_engine.vgg import VGGFeatures
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -64,6 +66,7 @@ class StyleResult:
     weights_source: str = "caffe"
     weights_sha256: str = ""
     precision: str = "fp32"
+    tile_plan: dict[str, Any] | None = None  # how the levels too large for the device were cut (None: all whole)
 
 
 class StyleTargetCache:
@@ -250,7 +253,8 @@ class Level:
     """The objective at one image size: content and style targets, and the optimizer loop."""
 
     def __init__(
-        self, objective: Objective, size: int, extra: ExtraTerm | None = None, coarser: Sequence[Level] = ()
+        self, objective: Objective, size: int, extra: ExtraTerm | None = None, coarser: Sequence[Level] = (),
+        tile: int | None = None,
     ) -> None:
         self.objective = objective
         self.extra = extra
@@ -263,12 +267,20 @@ class Level:
         self.content_work = (
             color.luminance_image(self.content_rgb)[:, :1].contiguous() if objective.luminance else self.content_rgb
         )
-        with torch.no_grad():
-            features = self.vgg(self.to_rgb(self.content_work))
-        self.content_targets = {name: features[name].float().detach() for name in self.params.content_layers}
+        # A level larger than one tile is computed tile by tile (style_engine.tiled_objective).
+        self.plan = TilePlan(tile) if tile is not None and max(self.shape) > tile else None
         self.style_targets = objective.style_grams(size)
+        if self.plan is None:
+            with torch.no_grad():
+                features = self.vgg(self.to_rgb(self.content_work))
+            self.content_targets = {name: features[name].float().detach() for name in self.params.content_layers}
+            distances = layer_distances(features, self.style_targets)
+        else:
+            sums, self.content_targets = gram_pass(self.vgg, self.to_rgb(self.content_work), self.plan,
+                                                   tuple(self.params.style_layers), collect=tuple(self.params.content_layers))
+            distances = _gram_distances(sums.grams, self.style_targets)
         # Where the photo starts, per style layer: the yardstick of layer balance and of the ratios.
-        self.photo_distances = {name: float(d) for name, d in layer_distances(features, self.style_targets).items()}
+        self.photo_distances = {name: float(d) for name, d in distances.items()}
         self.layer_weights = (
             balanced_layer_weights(objective.layer_weights, self.photo_distances)
             if self.params.balance_layers
@@ -280,6 +292,8 @@ class Level:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
     def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.plan is not None:
+            return self._tiled_losses(x, gradient=True)
         features = self.vgg(self.to_rgb(x))
         terms = weighted_terms(
             features, x, self.content_targets, self.style_targets, self.objective.weights, self.layer_weights
@@ -308,24 +322,89 @@ class Level:
         return sum(terms) / len(terms)
 
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
+        if self.plan is not None:
+            return self._tiled_losses(x, gradient=False)[1]
         with torch.no_grad():
             return self.losses(x)[1]
 
+    def _tiled_losses(self, x: torch.Tensor, gradient: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """:meth:`losses` of a level too large for one graph: the VGG terms come as values and a
+        pixel gradient from style_engine.tiled_objective, and join the total as a linear term in
+        the pixels with that value and gradient, so the optimizer sees the same objective.
+
+        The coarser levels' style terms run one at a time, each whole or in its own tiles, so
+        no two graphs are alive at once. With ``gradient`` False only the values are computed.
+        """
+        rgb = self.to_rgb(x)
+        terms_in = Terms(self.style_targets, self._style_weights(), self.content_targets,
+                         self.objective.weights["content_weight"])
+        style, content = _tiled_term(self.vgg, rgb, self.plan, terms_in, gradient)
+        terms = [("content", content), ("style", style),
+                 ("tv", self.objective.weights["tv_weight"] * tv_loss(x))]
+        if self.coarser:
+            parts = [_tiled_term(self.vgg, resize(rgb, level.shape), level.plan or _whole_plan(level.shape),
+                                 Terms(level.style_targets, level._style_weights(), {}), gradient)[0]
+                     for level in self.coarser]
+            terms.append(("coarse_style", sum(parts) / len(parts)))
+        if self.extra is not None:
+            with torch.set_grad_enabled(gradient and torch.is_grad_enabled()):
+                terms.append((self.extra.name, self.extra.loss(rgb)))
+        total = sum(value for _, value in terms)
+        return total, {name: float(value.detach()) for name, value in [("total", total), *terms]}
+
+    def _style_weights(self) -> dict[str, float]:
+        """Each style layer's whole weight in the total: style weight times (balanced) layer weight."""
+        return {name: self.objective.weights["style_weight"] * weight for name, weight in self.layer_weights.items()}
+
+    def tile_plan(self) -> dict[str, int] | None:
+        """How this level is cut (None: whole), as recorded on the Run."""
+        return None if self.plan is None else {**self.plan.to_dict(), "tiles": self.plan.count(self.shape)}
+
     def layer_ratios(self, x: torch.Tensor) -> dict[str, float]:
         """Per style layer, ``x``'s Gram distance to the targets over the photo's (1.0: no style there)."""
-        with torch.no_grad():
-            distances = layer_distances(self.vgg(self.to_rgb(x)), self.style_targets)
+        if self.plan is not None:
+            sums, _ = gram_pass(self.vgg, self.to_rgb(x), self.plan, tuple(self.style_targets))
+            distances = _gram_distances(sums.grams, self.style_targets)
+        else:
+            with torch.no_grad():
+                distances = layer_distances(self.vgg(self.to_rgb(x)), self.style_targets)
         return {name: float(d) / self.photo_distances[name] if self.photo_distances[name] > 0 else float("nan")
                 for name, d in distances.items()}
 
-def build_levels(objective: Objective, extra: ExtraTerm | None = None) -> list[Level]:
+def build_levels(objective: Objective, extra: ExtraTerm | None = None, tiles: Sequence[int | None] | None = None
+                 ) -> list[Level]:
     """A job's levels, coarse to fine (:func:`level_sizes`), each keeping the coarser ones for their
-    style terms; ``extra`` joins the final level only."""
+    style terms; ``extra`` joins the final level only. ``tiles`` gives each level's tile size
+    (None: whole; style_engine.memory.plan_tiles chooses it)."""
     sizes = level_sizes(objective.params)
+    tiles = list(tiles) if tiles is not None else [None] * len(sizes)
     levels: list[Level] = []
-    for size in sizes:
-        levels.append(Level(objective, size, extra if size == sizes[-1] else None, coarser=tuple(levels)))
+    for size, tile in zip(sizes, tiles):
+        levels.append(Level(objective, size, extra if size == sizes[-1] else None, coarser=tuple(levels), tile=tile))
     return levels
+
+
+def _tiled_term(vgg: VGGFeatures, rgb: torch.Tensor, plan: TilePlan, terms: Terms,
+                gradient: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The style and content terms of ``rgb`` as tensors: with ``gradient``, each carries its value
+    and (for the sum) the tiled gradient, as ``value + <rgb, g> - <rgb, g>.detach()``."""
+    if not gradient or not rgb.requires_grad:
+        with torch.no_grad():
+            sums, _ = gram_pass(vgg, rgb, plan, tuple(terms.style_weights), terms.content_targets)
+        style, content = values(sums, terms)
+        return torch.tensor(style, device=rgb.device), torch.tensor(content, device=rgb.device)
+    style, content, pixel_gradient = loss_and_gradient(vgg, rgb.detach(), plan, terms)
+    linear = (rgb * pixel_gradient).sum()
+    return style + (linear - linear.detach()), torch.tensor(content, device=rgb.device)
+
+
+def _whole_plan(shape: tuple[int, ...]) -> TilePlan:
+    """One tile covering ``shape``: the level runs whole."""
+    return TilePlan(-(-max(shape) // 16) * 16)
+
+
+def _gram_distances(grams: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: F.mse_loss(grams[name], target) for name, target in targets.items()}
 
 
 def weighted_terms(

@@ -21,6 +21,9 @@ from style_engine.vgg import validate_layers
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 MAX_SIZE = 8192
+# Gatys renders beyond what the device holds are computed in tiles (style_engine.tiled_objective):
+# a 36-inch print at 300 dpi is 10,800 px on its long side.
+GATYS_MAX_SIZE = 16384
 # Multi-scale levels halve the size down to the one closest to BASE_LEVEL_SIZE (log scale), so
 # ``multiscale=None`` (the default) runs coarse-to-fine where that leaves two levels or more: above
 # 512 * sqrt(2) px. Measured on the H200 (Tuebingen + Starry Night, 300 evaluations): at 1024 px
@@ -156,7 +159,7 @@ class GatysParams(MethodParams):
     balance_layers: bool = True
 
     def __post_init__(self) -> None:
-        _int("size", self.size, 32, MAX_SIZE)
+        _int("size", self.size, 32, GATYS_MAX_SIZE)
         _int("iterations", self.iterations, 1, 100_000)
         _int("seed", self.seed, 0, 2**63 - 1)
         for name in ("content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"):

@@ -78,11 +78,12 @@ def batch_capacity_of(spec: JobSpec, device: str) -> int:
 def plan_batches(workshop: Workshop, job_ids: list[int]) -> list[list[int]]:
     """Split claimed jobs into units of work: groups that share an optimization, and single jobs.
 
-    Jobs group when their method batches and they share styles, style weights and parameters;
+    Jobs group when their method batches, they fit the device whole (a tiled render runs alone)
+    and they share styles, style weights and parameters;
     a group is cut at the number of images the device holds at once (so that every job of a
     unit is running, and renewing its lease, while the unit runs).
     """
-    from style_engine.batched_gatys import batchable, images_per_batch
+    from style_engine.batched_gatys import batchable, fits_whole, images_per_batch
     from style_engine.params import GatysParams, parse_params
 
     with workshop.catalog.reader() as session:
@@ -91,7 +92,7 @@ def plan_batches(workshop: Workshop, job_ids: list[int]) -> list[list[int]]:
     units: list[list[int]] = []
     for spec in specs:
         params = parse_params(spec.method, spec.params) if spec.method in BATCHED_METHODS else None
-        if not isinstance(params, GatysParams) or not batchable(params):
+        if not isinstance(params, GatysParams) or not batchable(params) or not fits_whole(params, workshop.device):
             units.append([spec.id])
             continue
         key = (spec.method, json.dumps(params.to_dict(), sort_keys=True),

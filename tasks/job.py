@@ -176,8 +176,10 @@ def close_unfinished_run(
 
 
 def picture_metrics(result: Any) -> dict[str, Any]:
-    """A picture Run's metrics: the engine's quality figures, final losses and evaluations spent."""
-    return {**result.metrics, "losses": result.losses, "iterations": result.iterations}
+    """A picture Run's metrics: the engine's quality figures, final losses, evaluations spent and,
+    for a render too large for the device, its tile plan (tile size, halo, tiles per level)."""
+    plan = {"tile_plan": result.tile_plan} if result.tile_plan else {}
+    return {**result.metrics, "losses": result.losses, "iterations": result.iterations, **plan}
 
 
 def is_video_method(method: str) -> bool:
