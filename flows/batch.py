@@ -204,7 +204,11 @@ def run_jobs(workshop: Workshop, claimer: Claimer) -> None:
         except BaseException as exc:
             # SIGTERM from a worker (Prefect raises it here as TerminationSignal), Ctrl-C:
             # stop the jobs at their next evaluation, or the pool would wait for them to end.
-            request_stop(f"the flow run is ending ({type(exc).__name__})")
+            # An error (the catalog lost while claiming more) lets the running jobs finish and
+            # record themselves: a stop request would outlive this run and stop the next run of
+            # a long-lived process (`atelier serve`) before it claimed anything.
+            if not isinstance(exc, Exception):
+                request_stop(f"the flow run is ending ({type(exc).__name__})")
             raise
         finally:
             shares_done(claimer.claimed, forget=True)
