@@ -108,6 +108,7 @@ def test_a_film_is_planned_into_segments_rendered_once_each_and_assembled_once(p
     shown = app.cli("jobs", "show", str(film.id)).output
     host = next(run.host for run in runs if run.job_id == segments[0].id)
     assert "12 of 12 done" in shown
+    assert "None" not in shown  # the preview's size is not stored: said without one
     assert f"segment 0 (job {segments[0].id}): frames 0-2, succeeded on {host}, 3 of 3 frames done" in shown
     assert f"segment 3 of job {film.id}, frames 9-11, shots start at 3, 6, 9" in app.cli(
         "jobs", "show", str(segments[3].id)).output

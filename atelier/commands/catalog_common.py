@@ -260,8 +260,9 @@ def styles_cell(row: Mapping[str, Any]) -> str:
 def artifact_lines(artifact: dict[str, Any]) -> list[str]:
     """An artifact of a run: what it is, then its URI whole on a line of its own."""
     label = "artwork" if artifact["kind"] == "output" else artifact["kind"]
-    return [f"{label} {artifact['id']}, {artifact['width']}x{artifact['height']}, {artifact['bytes']} bytes:",
-            artifact["uri"]]
+    # a video's WebP preview is stored without its size: no "NonexNone"
+    size = f"{artifact['width']}x{artifact['height']}, " if artifact["width"] and artifact["height"] else ""
+    return [f"{label} {artifact['id']}, {size}{artifact['bytes']} bytes:", artifact["uri"]]
 
 
 def seconds_cell(seconds: float | None) -> str:
