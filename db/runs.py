@@ -313,20 +313,29 @@ def reset_failed(
 
 
 def cancel_jobs(catalog: Catalog, job_ids: Sequence[int], *, undo: bool = False) -> dict[int, str]:
-    """Cancel pending or failed jobs (``undo``: make cancelled jobs pending again); each job's status after.
+    """Cancel pending, failed or waiting jobs (``undo``: make cancelled jobs pending again); each job's status after.
+
+    A film is cancelled, and made pending again, with its segments (those not running or done).
 
     A running job is left alone: its worker is mid-render and would only throw the result away,
     so it is cancelled after it ends, if still unwanted. Unknown ids change nothing at all.
     """
+    from db.segments import segments_of_films, wait_again_for_predecessors
+
     ids = sorted(set(job_ids))
     with catalog.transaction() as connection:
         missing = set(ids) - set(connection.scalars(select(Job.id).where(Job.id.in_(ids))))
         if missing:
             raise NotFound(f"no job with id {', '.join(map(str, sorted(missing)))}; nothing was changed")
+        segments = segments_of_films(connection, ids)  # a film goes with its segments
         if undo:
-            _move_jobs(connection, ids, (JobStatus.CANCELLED,), JobStatus.PENDING, uncounted_attempts=Job.attempts)
+            # A film comes back pending: the claim that takes it assembles it or has it wait again.
+            _move_jobs(connection, [*ids, *segments], (JobStatus.CANCELLED,), JobStatus.PENDING,
+                       uncounted_attempts=Job.attempts)
+            wait_again_for_predecessors(connection, segments)
         else:
-            _move_jobs(connection, ids, (JobStatus.PENDING, JobStatus.FAILED), JobStatus.CANCELLED)
+            _move_jobs(connection, [*ids, *segments], (JobStatus.PENDING, JobStatus.FAILED, JobStatus.WAITING),
+                       JobStatus.CANCELLED)
         statuses = connection.execute(select(Job.id, Job.status).where(Job.id.in_(ids)))
         return {job_id: str(status) for job_id, status in statuses}
 

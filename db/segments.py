@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Connection, and_, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.claims import runs_of_job
@@ -83,6 +83,29 @@ def plan_film(
         film.attempts = film.attempts - 1
         session.flush()
         return [child.id for child in children]
+
+
+def segments_of_films(connection: Connection, job_ids: Sequence[int]) -> list[int]:
+    """The segment jobs of those of `job_ids` that are planned films (a film is cancelled with them)."""
+    return list(connection.scalars(select(Job.id).where(Job.parent_job_id.in_(list(job_ids)))))
+
+
+def wait_again_for_predecessors(connection: Connection, segment_ids: Sequence[int]) -> None:
+    """Pending segments among `segment_ids` that continue the chain of a segment not yet
+    succeeded wait for it again, as when planned (a cancelled film made pending again).
+
+    Every segment that does not start a shot waits, fast video's too: it is released when the
+    one before it succeeds (:func:`release_successor`), as each success releases its successor;
+    only the parallelism of independent fast-video chunks is given up, never a hand-over."""
+    films = list(connection.scalars(select(Job.parent_job_id).where(Job.id.in_(list(segment_ids))).distinct()))
+    rows = connection.execute(select(Job.id, Job.parent_job_id, Job.params, Job.status)
+                              .where(Job.parent_job_id.in_(films))).all()
+    status = {(film, params[SEGMENT_KEY]["index"]): job_status for _, film, params, job_status in rows}
+    waiting = [job_id for job_id, film, params, job_status in rows
+               if job_id in set(segment_ids) and job_status == JobStatus.PENDING and not params[SEGMENT_KEY]["fresh"]
+               and status.get((film, params[SEGMENT_KEY]["index"] - 1)) != JobStatus.SUCCEEDED]
+    if waiting:
+        connection.execute(update(Job).where(Job.id.in_(waiting)).values(status=JobStatus.WAITING))
 
 
 def segment_ids(catalog: Catalog, film_id: int) -> list[int]:

@@ -114,3 +114,26 @@ def test_a_segment_that_continues_the_one_before_waits_for_it(catalog):
     assert release_successor(catalog, film, 0) == []  # once
     assert claim_jobs(catalog, 5, "w", 60) == [second]
     assert [s.status for s in segment_states(catalog, film)] == ["running", "running", "waiting"]
+
+
+def test_a_film_is_cancelled_with_its_segments_and_comes_back_with_them(catalog):
+    """`jobs cancel FILM` left a planned (waiting) film as it was and its segments to the fleet.
+    Now the segments that are not running go with it; undone, those that continue a chain whose
+    segment before them has not succeeded wait for it again, as when planned."""
+    from db.runs import cancel_jobs
+
+    (film,) = add_jobs(catalog, 1)
+    assert claim_jobs(catalog, 1, "planner", 60) == [film]
+    chain = [SEGMENTS[0], *({**segment, "fresh": False} for segment in SEGMENTS[1:])]
+    first, second, third = plan_film(catalog, film, "planner", chain, [], handed_over=[False, True, True])
+    assert claim_jobs(catalog, 5, "w", 60) == [first]
+
+    assert cancel_jobs(catalog, [film]) == {film: "cancelled"}
+    assert [s.status for s in segment_states(catalog, film)] == ["running", "cancelled", "cancelled"]  # running: left to finish
+    succeed(catalog, first, "w")
+    assert claim_jobs(catalog, 5, "w", 60) == []
+    assert not take_assembly(catalog, film, "w", 60)
+
+    assert cancel_jobs(catalog, [film], undo=True) == {film: "pending"}
+    assert [s.status for s in segment_states(catalog, film)] == ["succeeded", "pending", "waiting"]
+    assert sorted(claim_jobs(catalog, 5, "w", 60)) == [film, second]
