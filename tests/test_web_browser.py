@@ -77,7 +77,9 @@ def test_browse_filter_and_page(page, live):
     newest = sorted(g.artworks, reverse=True)
     page.goto(base + "/")
     assert tile_ids(page) == newest[:2]
-    assert page.locator("li.tile img").evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+    # the thumbnails load lazily (after the page's load event): wait for them, then every one must have loaded
+    page.wait_for_function("() => [...document.querySelectorAll('li.tile img')].every(i => i.complete)")
+    assert page.locator("li.tile img").evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)")
     page.click("text=Older →")
     assert "page=2" in page.url and tile_ids(page) == newest[2:4]
 
@@ -94,6 +96,7 @@ def test_artwork_page_images_load_and_plot_is_drawn(page, live):
     base, g = live
     page.goto(f"{base}/artworks/{g.artworks[0]}")
     page.wait_for_load_state("load")
+    page.wait_for_function("() => [...document.querySelectorAll('.sidebyside figure > a > img')].every(i => i.complete)")
     widths = page.locator(".sidebyside figure > a > img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
     assert len(widths) == 2 and all(w > 0 for w in widths), widths  # content and style
     page.wait_for_function("() => [...document.querySelectorAll('#output-zoom img')].every(i => i.complete)")
@@ -147,6 +150,7 @@ def test_models_pages(page, live):
     page.wait_for_load_state("load")
     assert page.locator("svg.plot").count() == 2  # training and validation losses
     assert page.locator("svg[aria-label='validation loss'] polyline.loss-total").count() == 1
+    page.wait_for_function("() => [...document.querySelectorAll('main img')].every(i => i.complete)")
     widths = page.locator("main img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
     assert len(widths) == 3 and all(w > 0 for w in widths), widths  # style, preview, one sample
     page.click(f"li.tile a[href='/artworks/{g.model_artwork}'] >> nth=0")
