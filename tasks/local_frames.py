@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from storage.files import atomic_path, file_digest
 from tasks.video_render import Finished, frame_png, read_frame_png
 
 
@@ -32,9 +32,7 @@ class LocalFrames:
 
     @classmethod
     def for_render(cls, output: Path, source: Path, params: Mapping[str, Any], painter: Mapping[str, Any]) -> LocalFrames:
-        with source.open("rb") as clip:
-            clip_sha256 = hashlib.file_digest(clip, "sha256").hexdigest()
-        identity = json.dumps({"clip": clip_sha256, "params": params, "painter": painter}, sort_keys=True, default=str)
+        identity = json.dumps({"clip": file_digest(source)[0], "params": params, "painter": painter}, sort_keys=True, default=str)
         return cls(output, hashlib.sha256(identity.encode()).hexdigest())
 
     def finished(self) -> list[Finished]:
@@ -52,11 +50,8 @@ class LocalFrames:
 
     def save(self, image: np.ndarray, report: Any) -> None:
         """Keep one finished frame; written aside and renamed, so a kill never leaves half a PNG."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self._path(report.index)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(frame_png(image, report.losses, **{"atelier:frame": str(report.index)}))
-        os.replace(partial, path)
+        with atomic_path(self._path(report.index)) as partial:
+            partial.write_bytes(frame_png(image, report.losses, **{"atelier:frame": str(report.index)}))
 
     def remove(self) -> None:
         """The output is complete: its checkpoints (of this render and any other) are no longer needed."""

@@ -147,9 +147,9 @@ def _itn_stylizer(params: Any, styles: list[Path], device: str) -> tuple[Any, di
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    from storage.files import file_digest
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_digest(path)[0]
 
 
 @contextmanager
