@@ -173,7 +173,7 @@ def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Pa
     except (ObjectNotFound, ChecksumMismatch) as exc:
         raise CannotReproduce(f"artwork {plan.artwork_id}: the recorded output cannot be fetched: {exc}") from None
     started = time.perf_counter()
-    result = render(workshop, spec, content, styles, logger, LossCurve())
+    result = render(workshop, spec, content, styles, logger, LossCurve(), tiles=_recorded_render_plan(plan))
     seconds = time.perf_counter() - started
     metrics = {**result.metrics, "losses": result.losses, "iterations": result.iterations}
     with tempfile.TemporaryDirectory(prefix="atelier-reproduce-") as scratch:
@@ -187,6 +187,19 @@ def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Pa
     largest, mean = _pixel_difference(Image.open(io.BytesIO(recorded_image)), result.image)
     return Reproduction(plan, new_output.sha256, seconds, tuple(metric_differences(plan.recorded_metrics, metrics)),
                         largest, mean, output)
+
+
+def _recorded_render_plan(plan: Plan) -> Any:
+    """How the recorded run cut its levels (whole where it recorded no tile plan), for a Gatys
+    render: planned from this machine's free memory, the tiles could differ, and so the bytes."""
+    from style_engine.memory import RenderPlan
+    from style_engine.params import GatysParams, parse_params
+
+    params = parse_params(plan.spec.method, plan.spec.params)
+    if not isinstance(params, GatysParams):
+        return None
+    record = plan.recorded_metrics.get("tile_plan")
+    return RenderPlan.from_record(record, params) if record else RenderPlan.whole(params)
 
 
 def metric_differences(recorded: Mapping[str, Any], here: Mapping[str, Any]) -> Iterator[Difference]:

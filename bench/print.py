@@ -127,8 +127,7 @@ def _render_one(args: argparse.Namespace, device: str) -> None:
         target = torch.device(device)
         shapes = [long_side_size(content.size, size)[::-1] for size in level_sizes(params)]
         cap = min(int(args.max_memory_gib * GIB), available_bytes(target))
-        plan = plan_render(params, shapes, resolve_precision(params.precision, target), cap, target)
-        tile = plan.tiles[-1]
+        tile = plan_render(params, shapes, resolve_precision(params.precision, target), cap, target)
     last = [time.perf_counter()]
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
@@ -137,7 +136,7 @@ def _render_one(args: argparse.Namespace, device: str) -> None:
             print(f"  {args.one}: evaluation {step}/{total}, loss {losses['total']:.4g}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    result = stylize(content, [style], params, device=device, tile_size=tile, on_step=progress)
+    result = stylize(content, [style], params, device=device, tiles=tile, on_step=progress)
     seconds = time.perf_counter() - started
     if args.save:
         result.image.save(args.save)

@@ -64,7 +64,7 @@ def stylize(
     init_image: Image.Image | None = None,
     extra_term: ExtraTerm | None = None,
     tolerance: float | None = None,
-    tile_size: int | None = None,
+    tiles: RenderPlan | int | None = None,
 ) -> StyleResult:
     """Render ``content`` in the style of ``styles`` (blended by ``style_weights``).
 
@@ -73,15 +73,16 @@ def stylize(
     ``extra_term`` joins the objective at the final size. ``tolerance`` stops the final level
     early once the best loss fell by less than that fraction over the last
     ``TOLERANCE_WINDOW`` evaluations (video frames that start close to their optimum cost less).
-    ``tile_size`` (a multiple of 16 px) cuts every level larger than it into tiles of that size,
-    as a recorded run was cut (reproducing it) or to test tiling at small sizes; None plans the
-    tiles from the free memory (style_engine.memory.plan_render), whole where the render fits.
+    ``tiles``: None plans the tiles from the free memory (style_engine.memory.plan_render), whole
+    where the render fits; a :class:`RenderPlan` (a recorded run's) is followed as it is, so that
+    the render is made again bit for bit whatever memory is free; a tile size (a multiple of 16 px)
+    cuts every level larger than it into tiles of that size (to try tiling at small sizes).
     """
     started = time.perf_counter()
     blend = check_inputs(styles, style_weights, style_keys, params, init_image)
     target_device = resolve_device(device)
     precision = resolve_precision(params.precision, target_device)
-    plan = plan_memory(params, content, target_device, precision, tile_size)
+    plan = tiles if isinstance(tiles, RenderPlan) else plan_memory(params, content, target_device, precision, tiles)
     vgg = VGGFeatures(
         weights,
         tuple(params.content_layers) + tuple(params.style_layers),
@@ -92,7 +93,7 @@ def stylize(
     cache = StyleTargetCache() if cache is None else cache  # an empty cache is falsy
     objective = Objective(vgg, params, content, styles, blend, style_keys, cache)
 
-    levels = build_levels(objective, extra_term, plan.tiles)
+    levels = build_levels(objective, extra_term, plan.tiles, plan.halo)
     budgets = level_budgets(params.iterations, len(levels))
     final = levels[-1]
     x = initial_image(params, final, styles, init_image, objective)

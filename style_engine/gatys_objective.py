@@ -29,7 +29,7 @@ from style_engine.errors import InvalidInputError
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
 from style_engine.losses import balanced_layer_weights, blend_grams, content_loss, gram, layer_distances, style_loss, tv_loss
 from style_engine.params import BASE_LEVEL_SIZE, GatysParams, multiscale_enabled
-from style_engine.tiled_objective import Terms, TilePlan, gram_pass, loss_and_gradient, values
+from style_engine.tiled_objective import DEFAULT_HALO, EXACT_HALO, Terms, TilePlan, gram_pass, loss_and_gradient, values
 from style_engine.vgg import VGGFeatures
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -219,13 +219,16 @@ class Objective:
     def luminance(self) -> bool:
         return self.params.preserve_color == "luminance"
 
-    def style_grams(self, size: int) -> Grams:
+    def style_grams(self, size: int, tile: int | None = None) -> Grams:
+        """The blended style Grams for a level of ``size`` px; ``tile``: that level is tiled, so the
+        style image, as large as the level, is run through VGG in tiles of that size too."""
         style_size = max(16, round(self.params.style_scale * size))
         per_style = []
         for image, key in zip(self.styles, self.keys):
             cache_key = (
                 key,
                 style_size,
+                tile,
                 tuple(self.params.style_layers),
                 self.vgg.weights_sha256,
                 self.params.pooling,
@@ -233,20 +236,25 @@ class Objective:
                 str(self.vgg.device),
                 self.color_key,
             )
-            grams, hit = self.cache.get_or_compute(cache_key, lambda image=image: self._compute_grams(image, style_size))
+            grams, hit = self.cache.get_or_compute(cache_key, lambda image=image: self._compute_grams(image, style_size, tile))
             self.cache_hit &= hit
             per_style.append(grams)
         return blend_grams(per_style, self.blend)
 
-    def _compute_grams(self, image: Image.Image, style_size: int) -> Grams:
+    def _compute_grams(self, image: Image.Image, style_size: int, tile: int | None) -> Grams:
+        """Whole, or in tiles with a halo as wide as the receptive field: one pass without a graph,
+        so exactness costs little here, and at print sizes the whole style image would not fit."""
         style = image_to_tensor(resize_long_side(image, style_size), self.vgg.device)
         if self.params.preserve_color == "histogram":
             style = color.match_histogram(style, self.color_reference, self.params.histogram_mode)
         elif self.luminance:
             style = color.match_luminance(style, self.color_reference)
+        layers = tuple(self.params.style_layers)
+        if tile is not None:
+            return gram_pass(self.vgg, style, TilePlan(tile, EXACT_HALO), layers)[0].grams
         with torch.no_grad():
             features = self.vgg(style)
-        return {name: gram(features[name]).detach() for name in self.params.style_layers}
+        return {name: gram(features[name]).detach() for name in layers}
 
 
 class Level:
@@ -254,7 +262,7 @@ class Level:
 
     def __init__(
         self, objective: Objective, size: int, extra: ExtraTerm | None = None, coarser: Sequence[Level] = (),
-        tile: int | None = None,
+        tile: TilePlan | None = None,
     ) -> None:
         self.objective = objective
         self.extra = extra
@@ -268,8 +276,8 @@ class Level:
             color.luminance_image(self.content_rgb)[:, :1].contiguous() if objective.luminance else self.content_rgb
         )
         # A level larger than one tile is computed tile by tile (style_engine.tiled_objective).
-        self.plan = TilePlan(tile) if tile is not None and max(self.shape) > tile else None
-        self.style_targets = objective.style_grams(size)
+        self.plan = tile if tile is not None and max(self.shape) > tile.tile else None
+        self.style_targets = objective.style_grams(size, self.plan.tile if self.plan else None)
         if self.plan is None:
             with torch.no_grad():
                 features = self.vgg(self.to_rgb(self.content_work))
@@ -371,16 +379,17 @@ class Level:
         return {name: float(d) / self.photo_distances[name] if self.photo_distances[name] > 0 else float("nan")
                 for name, d in distances.items()}
 
-def build_levels(objective: Objective, extra: ExtraTerm | None = None, tiles: Sequence[int | None] | None = None
-                 ) -> list[Level]:
+def build_levels(objective: Objective, extra: ExtraTerm | None = None, tiles: Sequence[int | None] | None = None,
+                 halo: int = DEFAULT_HALO) -> list[Level]:
     """A job's levels, coarse to fine (:func:`level_sizes`), each keeping the coarser ones for their
-    style terms; ``extra`` joins the final level only. ``tiles`` gives each level's tile size
-    (None: whole; style_engine.memory.plan_tiles chooses it)."""
+    style terms; ``extra`` joins the final level only. ``tiles`` gives each level's tile size, cut
+    with ``halo`` px of context (None: whole; style_engine.memory.plan_render chooses them)."""
     sizes = level_sizes(objective.params)
     tiles = list(tiles) if tiles is not None else [None] * len(sizes)
     levels: list[Level] = []
     for size, tile in zip(sizes, tiles):
-        levels.append(Level(objective, size, extra if size == sizes[-1] else None, coarser=tuple(levels), tile=tile))
+        plan = TilePlan(tile, halo) if tile is not None else None
+        levels.append(Level(objective, size, extra if size == sizes[-1] else None, coarser=tuple(levels), tile=plan))
     return levels
 
 

@@ -12,8 +12,9 @@ by splitting the batch (style_engine.batched_gatys).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -89,6 +90,24 @@ class RenderPlan:
     def tiled(self) -> bool:
         return any(tile is not None for tile in self.tiles)
 
+    @classmethod
+    def whole(cls, params: GatysParams) -> RenderPlan:
+        """Every level whole, with the parameters' history: how a render that fits is made."""
+        return cls((None,) * len(level_sizes(params)), params.lbfgs_history)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], params: GatysParams) -> RenderPlan:
+        """The plan a Run recorded in its metrics (``tile_plan``), to make the same render again
+        whatever memory is free now (``atelier reproduce``)."""
+        try:
+            levels = [level.get("tile") for level in record["levels"]]
+            plan = cls(tuple(levels), int(record["lbfgs_history"]), int(record["halo"]))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise InvalidInputError(f"recorded tile plan {dict(record)!r}: not a tile plan ({exc!r})") from None
+        if len(levels) != len(level_sizes(params)):
+            raise InvalidInputError(f"recorded tile plan has {len(levels)} levels; the parameters give {len(level_sizes(params))}")
+        return plan
+
 
 def plan_render(params: GatysParams, shapes: Sequence[tuple[int, int]], precision: str, available: int,
                 device: torch.device) -> RenderPlan:
@@ -104,7 +123,7 @@ def plan_render(params: GatysParams, shapes: Sequence[tuple[int, int]], precisio
     layers = tuple(params.content_layers) + tuple(params.style_layers)
     final = shapes[-1]
     if gatys_bytes_per_image(params, final, precision) <= available:
-        return RenderPlan((None,) * len(shapes), params.lbfgs_history)
+        return RenderPlan.whole(params)
     history = min(params.lbfgs_history, TILED_HISTORY)
     pixels = final[0] * final[1]
     buffers = optimizer_bytes(pixels, channels, history) + TILED_PIXEL_BYTES * pixels

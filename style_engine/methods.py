@@ -11,6 +11,7 @@ from PIL import Image
 
 from style_engine.gatys import StepCallback, StyleResult, StyleTargetCache, stylize
 from style_engine.images import resize_long_side
+from style_engine.memory import RenderPlan
 from style_engine.params import GatysParams, MethodParams, NoopParams, parse_params
 
 
@@ -26,8 +27,11 @@ def run_method(
     cache: StyleTargetCache | None = None,
     style_keys: Sequence[str] | None = None,
     on_step: StepCallback | None = None,
+    tiles: RenderPlan | None = None,
 ) -> StyleResult:
-    """Validate ``params`` for ``method`` and run it. Unknown methods and bad params raise InvalidInputError."""
+    """Validate ``params`` for ``method`` and run it. Unknown methods and bad params raise InvalidInputError.
+
+    ``tiles``: a recorded run's render plan, to make it again as it was made (None: planned here)."""
     parsed = parse_params(method, params)
     if isinstance(parsed, NoopParams):
         return _noop(content, parsed)
@@ -42,6 +46,7 @@ def run_method(
         cache=cache,
         style_keys=style_keys,
         on_step=on_step,
+        tiles=tiles,
     )
 
 

@@ -232,8 +232,11 @@ def load_inputs(workshop: Workshop, spec: JobSpec) -> tuple[Any, list[Any]]:
     return load(spec.content, "content"), [load(ref, "style") for ref in spec.styles]
 
 
-def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any, curve: LossCurve) -> Any:
-    """Run the engine, logging progress, recording the loss curve and keeping the lease alive on long runs."""
+def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], logger: Any, curve: LossCurve,
+           tiles: Any = None) -> Any:
+    """Run the engine, logging progress, recording the loss curve and keeping the lease alive on long runs.
+
+    ``tiles``: the render plan a recorded run followed (``atelier reproduce``); None plans it here."""
     from style_engine.methods import run_method
 
     on_step = progress_callback(workshop, spec, logger, curve)
@@ -252,6 +255,7 @@ def render(workshop: Workshop, spec: JobSpec, content: Any, styles: list[Any], l
         cache=workshop.style_targets,
         style_keys=[ref.sha256 for ref in spec.styles],
         on_step=on_step,
+        tiles=tiles,
     )
 
 

@@ -87,6 +87,31 @@ def test_a_run_recorded_before_layer_balance_reproduces_unbalanced(gatys_artwork
     assert hashlib.sha256(out.read_bytes()).hexdigest() == _artwork_sha256(app, artwork_id)
 
 
+def test_a_tiled_render_is_made_again_in_its_recorded_tiles(atelier, tmp_path: Path, monkeypatch) -> None:
+    """A render tiled for want of memory (here: its plan forced to 32 px tiles) reproduces on a
+    machine where it fits whole: planned there, it would run whole and give other bytes."""
+    import style_engine.gatys
+    from style_engine.memory import forced_plan
+
+    app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
+    tiny_gatys_job(app, tmp_path, "iterations=6", "multiscale=false")
+    with monkeypatch.context() as patch:
+        patch.setattr(style_engine.gatys, "plan_memory",
+                      lambda params, content, *_: forced_plan(params, [content.size[::-1]], 32))
+        artwork_id = run_pending_job(app)
+    with app.workshop().catalog.reader() as session:
+        from db.queries import show_artwork, show_run
+
+        recorded = show_run(session, show_artwork(session, artwork_id)["run_id"])["metrics"]["tile_plan"]
+    assert recorded["levels"] == [{"tile": 32, "halo": 64, "tiles": 4}]
+    out = tmp_path / "again.png"
+
+    result = app.cli("reproduce", str(artwork_id), "-o", str(out))
+
+    assert "identical bytes" in result.output
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == _artwork_sha256(app, artwork_id)
+
+
 def test_version_and_weights_mismatches_are_named_before_the_run(gatys_artwork) -> None:
     from sqlalchemy import update
 

@@ -93,7 +93,7 @@ def renders() -> dict[str, object]:
     style = Image.fromarray(data.coffee())
     params = GatysParams(size=768, iterations=6, precision="fp32")
     whole = stylize(content, [style], params)
-    tiled = stylize(content, [style], params, tile_size=256)
+    tiled = stylize(content, [style], params, tiles=256)
     return {"content": content, "style": style, "whole": whole, "tiled": tiled}
 
 
@@ -183,3 +183,42 @@ def test_only_jobs_that_fit_whole_batch() -> None:
 
     assert fits_whole(GatysParams(size=64), "cpu")
     assert not fits_whole(GatysParams(size=16384), "cpu")  # about 900 GiB whole: it runs alone, in tiles
+
+
+def test_a_tiled_levels_style_grams_are_the_whole_style_images() -> None:
+    """At a tiled level the style image (as large as the level) is run in tiles too; with the
+    receptive field's halo its Grams are the whole image's to float precision."""
+    from style_engine.gatys_objective import Objective, StyleTargetCache
+
+    params = GatysParams(size=256, precision="fp32", multiscale=False)
+    vgg = VGGFeatures("caffe", ("relu4_2", *params.style_layers), "max", "cpu", "fp32")
+    photo, painting = Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())
+    objective = Objective(vgg, params, photo, [painting], [1.0], None, StyleTargetCache())
+    whole, tiled = objective.style_grams(256), objective.style_grams(256, tile=64)
+    for name, target in whole.items():
+        assert float((tiled[name] - target).norm() / target.norm()) < 1e-4, name
+
+
+def test_a_recorded_plan_is_followed_whatever_memory_is_free() -> None:
+    """The plan a Run recorded gives the same pixels again; another plan gives other pixels."""
+    from style_engine.memory import RenderPlan
+
+    content, style = Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())
+    params = GatysParams(size=256, iterations=3, precision="fp32", multiscale=True)
+    first = stylize(content, [style], params, tiles=64)  # halos narrower than the 256 px level
+    record = json.loads(json.dumps(first.tile_plan))  # as the catalog keeps it
+    assert [level["tiles"] for level in record["levels"]] == [4, 16]
+    again = stylize(content, [style], params, tiles=RenderPlan.from_record(record, params))
+    other = stylize(content, [style], params, tiles=RenderPlan.whole(params))
+    assert np.array_equal(np.asarray(again.image), np.asarray(first.image))
+    assert not np.array_equal(np.asarray(other.image), np.asarray(first.image))
+
+
+def test_a_recorded_plan_that_does_not_fit_the_parameters_is_refused() -> None:
+    from style_engine.memory import RenderPlan
+
+    params = GatysParams(size=96, multiscale=False)
+    with pytest.raises(InvalidInputError, match="recorded tile plan has 2 levels; the parameters give 1"):
+        RenderPlan.from_record({"halo": 64, "lbfgs_history": 10, "levels": [{"tiles": 1}, {"tiles": 1}]}, params)
+    with pytest.raises(InvalidInputError, match="recorded tile plan .*not a tile plan"):
+        RenderPlan.from_record({"levels": [{"tiles": 1}]}, params)
