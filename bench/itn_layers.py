@@ -10,6 +10,11 @@ conditions only roughly: run it on a quiet machine, or compare the ratios, not t
 
 With `--time-steps N` it only times N training steps per variant, interleaved step by step.
 
+`--model NAME=FILE` scores a network trained elsewhere (a model file of the store, as `atelier models
+train` wrote it; `models show` names it) instead of training one, and `--gatys N` adds a Gatys row per
+photo (N evaluations, the default parameters at `--size`) with every network's style distance over
+Gatys's: the acceptance of `models train` with no options, and the deep layers before and after.
+
 Usage (issue 22, layer balance; a few minutes a variant at 300 steps on one core):
   PYTHONPATH=. python bench/itn_layers.py --steps 300 --variant unbalanced: \\
       --variant balanced:balance_layers=true,style_layers=relu1_1+relu2_1+relu3_1+relu4_1+relu5_1,style_weight=7e5
@@ -28,8 +33,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.itn import build_network, stylize_one
+from style_engine.gatys import stylize
+from style_engine.itn import build_network, network_from_state, stylize_one
 from style_engine.itn_params import ITNTrainParams
+from style_engine.params import GatysParams
 from style_engine.itn_recipes import TRAINING_RECIPES
 from style_engine.itn_train import (
     CropSampler,
@@ -40,7 +47,7 @@ from style_engine.itn_train import (
     style_targets,
     train,
 )
-from style_engine.style_distance import STYLE_DIST_LAYERS, layer_ratios, luminance_ssim
+from style_engine.style_distance import STYLE_DIST_LAYERS, layer_ratios, luminance_ssim, style_dist
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -69,6 +76,52 @@ def photos_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
 
 
+def parse_model(text: str) -> tuple[str, Path]:
+    name, _, path = text.partition("=")
+    return name, Path(path)
+
+
+def score(name: str, net: torch.nn.Module, args: argparse.Namespace, style: Image.Image, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per held-out photo: SSIM of luminance, style distance and per-layer ratios."""
+    rows = []
+    for path in photos_in(args.data / "content")[: args.photos]:
+        photo = Image.open(path).convert("RGB")
+        out = stylize_one(net, photo, size=args.size).image
+        if args.out:
+            out.save(args.out / f"{name}_{path.stem}.png")
+        rows.append(score_image(name, path.name, out, photo, style, args.size, extra))
+    return rows
+
+
+def score_image(name: str, photo_name: str, out: Image.Image, photo: Image.Image, style: Image.Image, size: int,
+                extra: dict[str, Any]) -> dict[str, Any]:
+    ratios = layer_ratios(out, photo, style, size)
+    row = {"variant": name, "photo": photo_name, **extra, "ssim": round(luminance_ssim(out, photo), 3),
+           "style_dist": round(style_dist(out, style, size)), **{layer: round(v, 3) for layer, v in ratios.items()},
+           "geomean": round(math.exp(statistics.fmean(math.log(max(v, 1e-9)) for v in ratios.values())), 3)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def gatys_rows(args: argparse.Namespace, style: Image.Image) -> list[dict[str, Any]]:
+    rows = []
+    for path in photos_in(args.data / "content")[: args.photos]:
+        photo = Image.open(path).convert("RGB")
+        started = time.perf_counter()
+        out = stylize(photo, [style], GatysParams(size=args.size, iterations=args.gatys)).image
+        if args.out:
+            out.save(args.out / f"gatys{args.gatys}_{path.stem}.png")
+        rows.append(score_image(f"gatys-{args.gatys}", path.name, out, photo, style, args.size,
+                                {"seconds": round(time.perf_counter() - started, 1)}))
+    return rows
+
+
+def trained_network(path: Path) -> torch.nn.Module:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return network_from_state(state["arch"], state["model"], output=state.get("output", "sigmoid"),
+                              pixel_scale=float(state.get("pixel_scale", 1.0)))
+
+
 def run_variant(args: argparse.Namespace, name: str, options: dict[str, Any], style: Image.Image) -> list[dict[str, Any]]:
     base = {**TRAINING_RECIPES[args.recipe], "steps": args.steps, "checkpoint_every": args.steps, "validate_every": args.steps}
     params = ITNTrainParams.from_dict({**base, **options})
@@ -86,20 +139,8 @@ def run_variant(args: argparse.Namespace, name: str, options: dict[str, Any], st
     per_step = result.seconds / result.steps
     if args.out:
         torch.save({"arch": params.arch, "params": params.to_dict(), "model": result.network.state_dict()}, args.out / f"{name}.pt")
-    rows = []
-    for path in photos_in(args.data / "content")[: args.photos]:
-        photo = Image.open(path).convert("RGB")
-        out = stylize_one(result.network, photo, size=args.size).image
-        if args.out:
-            out.save(args.out / f"{name}_{path.stem}.png")
-        ratios = layer_ratios(out, photo, style, args.size)
-        row = {"variant": name, "photo": path.name, "s_per_step": round(per_step, 3), "ssim": round(luminance_ssim(out, photo), 3),
-               **{layer: round(v, 3) for layer, v in ratios.items()},
-               "geomean": round(math.exp(statistics.fmean(math.log(max(v, 1e-9)) for v in ratios.values())), 3),
-               "layer_weights": {k: float(f"{v:.3g}") for k, v in result.layer_weights.items()}}
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    return rows
+    return score(name, result.network, args, style, {"s_per_step": round(per_step, 3),
+                                                      "layer_weights": {k: float(f"{v:.3g}") for k, v in result.layer_weights.items()}})
 
 
 def time_steps(args: argparse.Namespace, variants: list[tuple[str, dict[str, Any]]], style: Image.Image) -> None:
@@ -137,7 +178,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--photos", type=int, default=4, help="at most this many held-out photos (content/)")
-    parser.add_argument("--variant", action="append", type=parse_variant, required=True)
+    parser.add_argument("--variant", action="append", type=parse_variant, default=[])
+    parser.add_argument("--model", action="append", type=parse_model, default=[], help="NAME=FILE: score a trained network")
+    parser.add_argument("--gatys", type=int, default=0, help="add Gatys rows with this many evaluations")
     parser.add_argument("--out", type=Path, help="keep the networks and outputs here")
     parser.add_argument("--time-steps", type=int, default=0, help="only time this many steps per variant, interleaved")
     args = parser.parse_args()
@@ -149,9 +192,15 @@ def main() -> None:
         time_steps(args, args.variant, style)
         return
     rows = [row for name, options in args.variant for row in run_variant(args, name, options, style)]
-    print(f"{'variant':<14} {'photo':<28} {'s/step':>7} {'ssim':>6} " + " ".join(f"{l:>8}" for l in STYLE_DIST_LAYERS) + "  geomean")
+    rows += [row for name, path in args.model for row in score(name, trained_network(path), args, style, {})]
+    reference = gatys_rows(args, style) if args.gatys else []
+    gatys = {row["photo"]: row["style_dist"] for row in reference}
+    rows += reference
+    print(f"{'variant':<14} {'photo':<28} {'s/step':>7} {'ssim':>6} {'dist/gatys':>10} "
+          + " ".join(f"{l:>8}" for l in STYLE_DIST_LAYERS) + "  geomean")
     for row in rows:
-        print(f"{row['variant']:<14} {row['photo']:<28} {row['s_per_step']:>7} {row['ssim']:>6} "
+        versus = f"{row['style_dist'] / gatys[row['photo']]:.2f}" if row["photo"] in gatys else "-"
+        print(f"{row['variant']:<14} {row['photo']:<28} {row.get('s_per_step', '-'):>7} {row['ssim']:>6} {versus:>10} "
               + " ".join(f"{row[l]:>8}" for l in STYLE_DIST_LAYERS) + f"  {row['geomean']:>7}")
 
 
