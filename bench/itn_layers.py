@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.itn import build_network, stylize_one
-from style_engine.itn_params import ITNTrainParams
-from style_engine.itn_recipes import TRAINING_RECIPES
-from style_engine.itn_train import (
+from style_engine.itn.network import build_network, stylize_one
+from style_engine.itn.params import ITNTrainParams
+from style_engine.itn.recipes import TRAINING_RECIPES
+from style_engine.itn.train import (
     CropSampler,
     _Loss,
     perceptual_network,
