@@ -101,7 +101,7 @@ def unsupported_reason(method: str) -> str | None:
     A training run records a Model and checkpoints in the catalog as it goes, a video run frame
     checkpoints: re-running either would not be the read-only act a reproduction must be.
     """
-    from style_engine.itn_params import ITNTrainParams
+    from style_engine.itn.params import ITNTrainParams
     from tasks.job import is_video_method
 
     if method == ITNTrainParams.method or is_video_method(method):
@@ -192,7 +192,7 @@ def reproduce(workshop: Workshop, plan: Plan, logger: logging.Logger, output: Pa
 def _recorded_render_plan(plan: Plan) -> Any:
     """How the recorded run cut its levels (whole where it recorded no tile plan), for a Gatys
     render: planned from this machine's free memory, the tiles could differ, and so the bytes."""
-    from style_engine.memory import RenderPlan
+    from style_engine.gatys.memory import RenderPlan
     from style_engine.params import GatysParams, parse_params
 
     params = parse_params(plan.spec.method, plan.spec.params)

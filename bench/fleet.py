@@ -47,7 +47,7 @@ def cpu_worker(url: str, worker: str, core: int | None, start: multiprocessing.s
     import torch
     from PIL import Image
 
-    from style_engine.gatys import StyleTargetCache
+    from style_engine.gatys.render import StyleTargetCache
     from style_engine.methods import run_method
 
     if core is not None:

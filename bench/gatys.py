@@ -42,8 +42,8 @@ import torch
 from PIL import Image
 
 from style_engine.device import resolve_device
-from style_engine.gatys import level_budgets, stylize
-from style_engine.gatys_objective import level_sizes
+from style_engine.gatys.render import level_budgets, stylize
+from style_engine.gatys.objective import level_sizes
 from style_engine.images import resize_long_side
 from style_engine.params import GatysParams
 from style_engine.style_distance import layer_ratios, luminance_ssim, style_dist

@@ -33,10 +33,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.batched_gatys import stylize_batch
-from style_engine.compiled_objective import clear_objectives
+from style_engine.gatys.batched import stylize_batch
+from style_engine.gatys.compiled_objective import clear_objectives
 from style_engine.device import resolve_device
-from style_engine.gatys import stylize
+from style_engine.gatys.render import stylize
 from style_engine.params import GatysParams
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

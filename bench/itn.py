@@ -32,10 +32,10 @@ import torch
 from PIL import Image
 
 from style_engine.device import bf16_supported, resolve_device
-from style_engine.itn import build_network
-from style_engine.itn_export import OnnxRunner, export_onnx
-from style_engine.itn_params import ITNTrainParams
-from style_engine.itn_train import CropSampler, perceptual_network, style_targets, train
+from style_engine.itn.network import build_network
+from style_engine.itn.export import OnnxRunner, export_onnx
+from style_engine.itn.params import ITNTrainParams
+from style_engine.itn.train import CropSampler, perceptual_network, style_targets, train
 
 SIZES = {"512": (512, 512), "1080p": (1080, 1920)}
 
@@ -157,7 +157,7 @@ def training_rows(device: torch.device, steps: int, compile_: bool) -> list[tupl
 
 def gatys_seconds_per_eval(device: torch.device, evals: int) -> float:
     """Median gap between Gatys evaluations at 512 px (default parameters, bf16 where native)."""
-    from style_engine.gatys import stylize
+    from style_engine.gatys.render import stylize
     from style_engine.params import GatysParams
 
     content = Image.effect_noise((512, 384), 64).convert("RGB")

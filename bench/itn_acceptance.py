@@ -38,11 +38,11 @@ import torch
 from PIL import Image
 
 from style_engine.device import resolve_device
-from style_engine.gatys import stylize
-from style_engine.itn import network_from_state, stylize_one
-from style_engine.itn_params import ITNTrainParams
-from style_engine.itn_recipes import TRAINING_RECIPES, with_recipe
-from style_engine.itn_train import CropSampler, perceptual_network, prepare_photo, style_targets, train
+from style_engine.gatys.render import stylize
+from style_engine.itn.network import network_from_state, stylize_one
+from style_engine.itn.params import ITNTrainParams
+from style_engine.itn.recipes import TRAINING_RECIPES, with_recipe
+from style_engine.itn.train import CropSampler, perceptual_network, prepare_photo, style_targets, train
 from style_engine.params import GatysParams
 from style_engine.style_distance import luminance_ssim, style_dist
 
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/itn-acceptance"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--recipe", default="gpu", choices=sorted(TRAINING_RECIPES),
-                        help="the training recipe (style_engine/itn_recipes.py); the options below override its values")
+                        help="the training recipe (style_engine/itn/recipes.py); the options below override its values")
     parser.add_argument("--arch", choices=["johnson", "light"])
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)

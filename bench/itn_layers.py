@@ -33,12 +33,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.gatys import stylize
-from style_engine.itn import build_network, network_from_state, stylize_one
-from style_engine.itn_params import ITNTrainParams
-from style_engine.params import GatysParams
-from style_engine.itn_recipes import TRAINING_RECIPES
-from style_engine.itn_train import (
+from style_engine.gatys.render import stylize
+from style_engine.itn.network import build_network, network_from_state, stylize_one
+from style_engine.itn.params import ITNTrainParams
+from style_engine.itn.recipes import TRAINING_RECIPES
+from style_engine.itn.train import (
     CropSampler,
     _Loss,
     perceptual_network,
@@ -47,6 +46,7 @@ from style_engine.itn_train import (
     style_targets,
     train,
 )
+from style_engine.params import GatysParams
 from style_engine.style_distance import STYLE_DIST_LAYERS, layer_ratios, luminance_ssim, style_dist
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -37,9 +37,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from style_engine.gatys_objective import level_sizes, resolve_precision  # noqa: E402
+from style_engine.gatys.objective import level_sizes, resolve_precision  # noqa: E402
 from style_engine.images import long_side_size  # noqa: E402
-from style_engine.memory import GIB, available_bytes, gatys_bytes_per_image, plan_render  # noqa: E402
+from style_engine.gatys.memory import GIB, available_bytes, gatys_bytes_per_image, plan_render  # noqa: E402
 from style_engine.params import GatysParams  # noqa: E402
 from style_engine.style_distance import style_dist  # noqa: E402
 
@@ -114,7 +114,7 @@ def _child(args: argparse.Namespace, spec: str, evals: int, save: Path | None, n
 
 
 def _render_one(args: argparse.Namespace, device: str) -> None:
-    from style_engine.gatys import stylize
+    from style_engine.gatys.render import stylize
 
     content, style = Image.open(args.content).convert("RGB"), Image.open(args.style).convert("RGB")
     long_side, aspect = _parse_size(args.one)

@@ -42,11 +42,11 @@ import torch
 from PIL import Image
 
 from style_engine.images import load_image
-from style_engine.itn import TransformerNet, network_from_state
+from style_engine.itn.network import TransformerNet, network_from_state
 from style_engine.params import parse_params
 from style_engine.style_distance import style_dist
-from style_engine.video import FrameReport, ruder_gatys, summarize
-from style_engine.video_itn import itn_video
+from style_engine.video.ruder import FrameReport, ruder_gatys, summarize
+from style_engine.video.itn import itn_video
 from tasks.video_io import VideoInfo, read_frames
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -96,8 +96,8 @@ def train_network(style: Image.Image, data: Path, steps: int, device: str) -> tu
     """A light network for ``style`` with the training defaults (256 px crops, batch 4), trained here on
     ``data``/train (or scikit-image's photos). Thousands of steps make it legible (README, fast style
     networks): a GPU's work; on a CPU pass ``--model``."""
-    from style_engine.itn_params import ITNTrainParams
-    from style_engine.itn_train import CropSampler, model_state, perceptual_network, prepare_photo, style_targets, train
+    from style_engine.itn.params import ITNTrainParams
+    from style_engine.itn.train import CropSampler, model_state, perceptual_network, prepare_photo, style_targets, train
 
     params = ITNTrainParams(arch="light", steps=steps, checkpoint_every=steps, validate_every=steps)
     paths = sorted((data / "train").glob("*.png"))

@@ -10,7 +10,7 @@ checkpoints, the guarded assembly), without a Prefect server: Prefect adds ~50 m
 per segment, the same with one host or many.
 
 Prints, measured side by side in one run: wall-clock per host count and the speed-up, segments
-per host, and the planning pass's cost (decoding at 96 px plus style_engine.shots.find_cuts) as a
+per host, and the planning pass's cost (decoding at 96 px plus style_engine.video.shots.find_cuts) as a
 share of the one-host wall-clock. With ``--segment-lengths`` it also renders the same clip with
 each segment length on ``--hosts`` hosts: the per-segment overhead against parallelism, from
 which the default ATELIER_SEGMENT_FRAMES was chosen (README, "Films across the fleet").
@@ -136,7 +136,7 @@ def work() -> None:
 
 def planning_seconds(clip: Path) -> float:
     """The planning pass alone: decode at the planning size and find the cuts."""
-    from style_engine.shots import PLANNING_SIZE, find_cuts
+    from style_engine.video.shots import PLANNING_SIZE, find_cuts
     from tasks.video_io import probe_video, read_frames
 
     started = time.perf_counter()
@@ -185,10 +185,10 @@ def cuda(args: argparse.Namespace) -> None:
     from skimage import data
 
     sys.path.insert(0, str(REPO))
-    from style_engine.itn import build_network
+    from style_engine.itn.network import build_network
     from style_engine.params import parse_params
-    from style_engine.video import ruder_gatys
-    from style_engine.video_itn import itn_video
+    from style_engine.video.ruder import ruder_gatys
+    from style_engine.video.itn import itn_video
     from tests.video_clips import panning_frames
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

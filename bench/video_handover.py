@@ -34,11 +34,11 @@ import torch
 from PIL import Image
 
 from style_engine.device import resolve_device
-from style_engine.itn import TransformerNet
+from style_engine.itn.network import TransformerNet
 from style_engine.params import parse_params
-from style_engine.shots import Segment, seam_errors, stylize_segment
-from style_engine.video import RuderGatys, stylize_clip
-from style_engine.video_itn import StabilizedITN
+from style_engine.video.shots import Segment, seam_errors, stylize_segment
+from style_engine.video.ruder import RuderGatys, stylize_clip
+from style_engine.video.itn import StabilizedITN
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLIP = Path("video") / "squirrel.mp4"

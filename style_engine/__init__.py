@@ -28,9 +28,9 @@ _EXPORTS = {
     "WeightsError": "vgg",
     "load_vgg": "vgg",
     "resolve_device": "device",
-    "StyleResult": "gatys",
-    "StyleTargetCache": "gatys",
-    "stylize": "gatys",
+    "StyleResult": "gatys.render",
+    "StyleTargetCache": "gatys.render",
+    "stylize": "gatys.render",
     "run_method": "methods",
 }
 

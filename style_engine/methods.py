@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.gatys import StepCallback, StyleResult, StyleTargetCache, stylize
+from style_engine.gatys.render import StepCallback, StyleResult, StyleTargetCache, stylize
 from style_engine.images import resize_long_side
-from style_engine.memory import RenderPlan
+from style_engine.gatys.memory import RenderPlan
 from style_engine.params import GatysParams, MethodParams, NoopParams, parse_params
 
 

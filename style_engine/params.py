@@ -21,7 +21,7 @@ from style_engine.vgg import validate_layers
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 MAX_SIZE = 8192
-# Gatys renders beyond what the device holds are computed in tiles (style_engine.tiled_objective):
+# Gatys renders beyond what the device holds are computed in tiles (style_engine.gatys.tiled_objective):
 # a 36-inch print at 300 dpi is 10,800 px on its long side.
 GATYS_MAX_SIZE = 16384
 # Multi-scale levels halve the size down to the one closest to BASE_LEVEL_SIZE (log scale), so
@@ -254,5 +254,5 @@ def parse_params(method: str, data: Mapping[str, Any] | MethodParams | None) -> 
 # Video and fast-network methods build on the classes above and register themselves in
 # METHOD_PARAMS when imported; importing them here makes every method known to `parse_params`,
 # whichever module is imported first.
-import style_engine.itn_params  # noqa: E402,F401
-import style_engine.video_params  # noqa: E402,F401
+import style_engine.itn.params  # noqa: E402,F401
+import style_engine.video.params  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 Each job is still its own attempt, exactly as in tasks.job: held by this worker, its own Run
 opened before any work and closed exactly once, its own inputs, artifacts, metrics, loss curve
-and lease. Only the engine's optimization is shared (style_engine.batched_gatys), and its
+and lease. Only the engine's optimization is shared (style_engine.gatys.batched), and its
 outcomes are per job: a job whose input cannot be read, whose optimization diverges or whose
 lease is lost fails (or is left) alone while the others complete.
 
@@ -60,7 +60,7 @@ class _Attempt:
 
 def batch_capacity_of(spec: JobSpec, device: str) -> int:
     """How many jobs like `spec` one optimization takes at once on `device` (1: it runs alone)."""
-    from style_engine.batched_gatys import batchable, images_per_batch
+    from style_engine.gatys.batched import batchable, images_per_batch
     from style_engine.errors import InvalidInputError
     from style_engine.params import GatysParams, parse_params
 
@@ -83,7 +83,7 @@ def plan_batches(workshop: Workshop, job_ids: list[int]) -> list[list[int]]:
     a group is cut at the number of images the device holds at once (so that every job of a
     unit is running, and renewing its lease, while the unit runs).
     """
-    from style_engine.batched_gatys import batchable, fits_whole, images_per_batch
+    from style_engine.gatys.batched import batchable, fits_whole, images_per_batch
     from style_engine.params import GatysParams, parse_params
 
     with workshop.catalog.reader() as session:
@@ -171,7 +171,7 @@ def _load(workshop: Workshop, attempt: _Attempt) -> None:
 
 def _render(workshop: Workshop, ready: list[_Attempt], logger: Logger) -> None:
     """One batched optimization; each attempt gets its own outcome, artifacts and Run record."""
-    from style_engine.batched_gatys import ItemOutcome, stylize_batch
+    from style_engine.gatys.batched import ItemOutcome, stylize_batch
     from style_engine.params import GatysParams, parse_params
 
     first = ready[0].spec

@@ -2,7 +2,7 @@
 
 The worker that claims a video job first looks at its length. A clip of at most one segment
 renders as before, in one piece (no planning pass, so no cost worth naming). A longer one gets
-a cheap planning pass (style_engine.shots.find_cuts on frames decoded small), its segments are
+a cheap planning pass (style_engine.video.shots.find_cuts on frames decoded small), its segments are
 recorded as child jobs (db.segments) that any host claims, and the film waits for them.
 
 When the worker of the last segment to succeed wins the film's assembly (a guarded UPDATE in
@@ -89,7 +89,7 @@ def plan_segments_of(
     count = check_range(info, params.start, params.frames, label)
     if count <= limit or params.passes > 1:
         return None
-    from style_engine.shots import PLANNING_SIZE, find_cuts, plan_segments, segment_overlap
+    from style_engine.video.shots import PLANNING_SIZE, find_cuts, plan_segments, segment_overlap
 
     started = time.perf_counter()
     frames = read_frames(source, info, size=PLANNING_SIZE, start=params.start, count=count, name=label)
@@ -111,7 +111,7 @@ def needs_hand_over(params: Any, segment: Any) -> bool:
     handed the previous outputs and renders the very bytes of a one-host render. Fast video
     forgets its start within a few warm-up frames, so its chunks are independent.
     """
-    from style_engine.video_params import VideoGatysParams
+    from style_engine.video.params import VideoGatysParams
 
     return isinstance(params, VideoGatysParams) and segment.context_start < segment.start
 

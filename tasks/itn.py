@@ -26,7 +26,7 @@ from db.jobs import JobSpec
 from db.models import ArtifactKind
 from db.runs import ArtifactRecord
 from style_engine.errors import InvalidInputError
-from style_engine.gatys import StyleResult
+from style_engine.gatys.render import StyleResult
 from tasks.itn_data import load_training_photos, split_validation
 from tasks.job import artifact_record
 from tasks.provenance import library_versions
@@ -34,7 +34,7 @@ from tasks.provenance import library_versions
 if TYPE_CHECKING:
     from PIL import Image
 
-    from style_engine.itn import Network, TransformerNet
+    from style_engine.itn.network import Network, TransformerNet
     from tasks.workshop import Workshop
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -60,8 +60,8 @@ def render_itn(
 
 
 def stylize_with_model(workshop: Workshop, spec: JobSpec, content: Image.Image) -> StyleResult:
-    from style_engine.itn import stylize_one
-    from style_engine.itn_params import ITNParams
+    from style_engine.itn.network import stylize_one
+    from style_engine.itn.params import ITNParams
 
     params = ITNParams.from_dict(spec.params)
     started = time.perf_counter()
@@ -83,7 +83,7 @@ def load_model(workshop: Workshop, reference: str) -> tuple[Any, TransformerNet]
     """The catalog's model ``reference`` (name or id) and its network, verified and cached by sha256."""
     from db.errors import NotFound
     from db.trained_models import find_model
-    from style_engine.itn import network_from_state
+    from style_engine.itn.network import network_from_state
 
     try:
         with workshop.catalog.reader() as session:
@@ -116,7 +116,7 @@ def fast_inference(workshop: Workshop, sha256: str, net: TransformerNet) -> Netw
     PyTorch there, bench/itn.py), the network itself elsewhere. Exported once per model and store."""
     if workshop.device != "cpu":
         return net
-    from style_engine.itn_export import OnnxRunner, onnx_bytes
+    from style_engine.itn.export import OnnxRunner, onnx_bytes
 
     key = (workshop.config.store_url, sha256)
     with _networks_lock:
@@ -155,9 +155,9 @@ def train_model(
     """Train (or resume training) the job's network, store it with its Model row, render the preview."""
     from db.errors import InvalidRequest
     from db.trained_models import current_run_id, latest_checkpoint, record_model
-    from style_engine.itn import stylize_one
-    from style_engine.itn_params import ITNTrainParams
-    from style_engine.itn_train import (
+    from style_engine.itn.network import stylize_one
+    from style_engine.itn.params import ITNTrainParams
+    from style_engine.itn.train import (
         CropSampler,
         dataset_sha256,
         model_state,

@@ -38,7 +38,7 @@ def load_training_photos(workshop: Workshop, data: str, seed: int = 0) -> list[I
 
     ``seed`` picks the frames of video sources (and nothing else).
     """
-    from style_engine.itn_train import usable
+    from style_engine.itn.train import usable
 
     kept = [photo for photo in _source_photos(workshop, data, seed) if usable(photo)]
     if not kept:
@@ -52,7 +52,7 @@ def check_training_data(workshop: Workshop, data: str) -> None:
     Run before a training job is created: a source without a usable photo then costs one line,
     not a job that fails (and stays failed in the catalog) after the flow has started.
     """
-    from style_engine.itn_train import usable
+    from style_engine.itn.train import usable
 
     if not any(usable(photo) for photo in _source_photos(workshop, data, seed=0)):
         raise _nothing_usable(data)

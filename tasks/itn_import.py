@@ -1,6 +1,6 @@
 """Bringing a network trained elsewhere into the catalog (`atelier models import`).
 
-The file is read and checked by :mod:`style_engine.itn_import`, converted to Atelier's layout and
+The file is read and checked by :mod:`style_engine.itn.importing`, converted to Atelier's layout and
 stored like a trained model's weights (content-addressed), with a Model row that records where it
 came from: the file's name, size and sha256, the origin as the user gave it, and the pixel range
 the weights expect. From then on `load_model` cannot tell it from a trained one, apart from its
@@ -32,8 +32,8 @@ def import_model(workshop: Workshop, path: Path, *, name: str, style: str, origi
     from db.images import find_image
     from db.models import ArtifactKind
     from db.trained_models import model_name_taken, record_import
-    from style_engine.itn_import import SOURCE_LAYOUT, read_network
-    from style_engine.itn_train import MODEL_FORMAT
+    from style_engine.itn.importing import SOURCE_LAYOUT, read_network
+    from style_engine.itn.train import MODEL_FORMAT
     from tasks.itn import put_state
 
     if not name.strip():

@@ -28,7 +28,7 @@ from tasks.stopping import raise_if_stopped
 from tasks.workshop import Workshop
 
 if TYPE_CHECKING:
-    from style_engine.video import ClipStylizer
+    from style_engine.video.ruder import ClipStylizer
 
 def run_video(
     workshop: Workshop, spec: JobSpec, run_id: int, timings: dict[str, float],
@@ -73,7 +73,7 @@ def run_video(
                     " (from checkpoint)" if report.resumed else "")
 
     if segment is not None:
-        from style_engine.shots import Segment
+        from style_engine.video.shots import Segment
         from tasks.film import needs_hand_over, previous_outputs
 
         piece = Segment.from_dict(segment)
@@ -104,8 +104,8 @@ def clip_stylizer(
     """The job's frame stylizer and what identifies it beyond the parameters: Ruder's Gatys with
     the job's styles, or the trained network its ``model`` names (the model carries the style)."""
     from style_engine.images import load_image
-    from style_engine.video import RuderGatys
-    from style_engine.video_params import VideoITNParams
+    from style_engine.video.ruder import RuderGatys
+    from style_engine.video.params import VideoITNParams
     from tasks.video_render import itn_stylizer
 
     if isinstance(params, VideoITNParams):

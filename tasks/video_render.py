@@ -17,14 +17,14 @@ import numpy as np
 from PIL import Image
 
 from style_engine.errors import InvalidInputError
-from style_engine.flow import flow_settings
+from style_engine.video.flow import flow_settings
 from style_engine.params import parse_params
-from style_engine.video import ClipStylizer, FrameCallback, FrameReport, measure_clip, refine_passes, stylize_clip, summarize
-from style_engine.video_params import VideoGatysParams, VideoITNParams, VideoParams
+from style_engine.video.ruder import ClipStylizer, FrameCallback, FrameReport, measure_clip, refine_passes, stylize_clip, summarize
+from style_engine.video.params import VideoGatysParams, VideoITNParams, VideoParams
 from tasks.video_io import VideoInfo, check_range, poster, preview_webp, probe_video, read_frames, write_mp4
 
 if TYPE_CHECKING:
-    from style_engine.shots import Segment
+    from style_engine.video.shots import Segment
     from tasks.workshop import Workshop
 
 VIDEO_METHODS = frozenset({VideoGatysParams.method, VideoITNParams.method})
@@ -94,7 +94,7 @@ def itn_stylizer(
     the request names: each must be one the model was trained on, so that a job or a command that
     says "Starry Night" never quietly paints with another network.
     """
-    from style_engine.video_itn import StabilizedITN
+    from style_engine.video.itn import StabilizedITN
     from tasks.itn import fast_inference, load_model
 
     info, net = load_model(workshop, params.model)
@@ -238,11 +238,11 @@ def render_segment(
     """Stylize the frames ``segment`` owns (a piece of a film, db.segments), resuming after ``finished``.
 
     Only its context and owned frames are decoded. ``previous``: the segment before's outputs of
-    the context frames (the hand-over; style_engine.shots.stylize_segment). ``checkpoint`` gets each newly finished frame
+    the context frames (the hand-over; style_engine.video.shots.stylize_segment). ``checkpoint`` gets each newly finished frame
     (its report's index counted from the film's first frame): the checkpoints are the segment's
     output, from which the film is assembled.
     """
-    from style_engine.shots import stylize_segment
+    from style_engine.video.shots import stylize_segment
 
     name = label or str(source)
     info = probe_video(source, name=name)

@@ -21,7 +21,7 @@ from tasks.provenance import host_name
 if TYPE_CHECKING:
     from db.session import Catalog
     from storage.base import ArtifactStore
-    from style_engine.gatys import StyleTargetCache
+    from style_engine.gatys.render import StyleTargetCache
     from tasks.input_cache import InputCache
     from worker_settings import WorkerSettings
 
@@ -80,7 +80,7 @@ class Workshop:
         from db import open_catalog
         from storage import open_store
         from style_engine.device import resolve_device
-        from style_engine.gatys import StyleTargetCache
+        from style_engine.gatys.render import StyleTargetCache
         from tasks.input_cache import InputCache
 
         self.config = config

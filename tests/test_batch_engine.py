@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 from skimage import data
 
-from style_engine.batched_gatys import batchable, stylize_batch
-from style_engine.compiled_objective import clear_objectives
+from style_engine.gatys.batched import batchable, stylize_batch
+from style_engine.gatys.compiled_objective import clear_objectives
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.gatys import stylize
-from style_engine.memory import GIB, ensure_fits
+from style_engine.gatys.render import stylize
+from style_engine.gatys.memory import GIB, ensure_fits
 from style_engine.params import GatysParams
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from style_engine.batched_lbfgs import minimize
+from style_engine.gatys.batched_lbfgs import minimize
 
 pytestmark = pytest.mark.unit
 SIZE = 30

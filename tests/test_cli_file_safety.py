@@ -203,7 +203,7 @@ def model(pictures, tmp_path: Path):
     from db.claims import claim_jobs
     from db.runs import ArtifactRecord, start_run
     from db.trained_models import record_model
-    from style_engine.itn import build_network
+    from style_engine.itn.network import build_network
 
     app, photo, style = pictures
     app.cli("catalog", "add", str(photo), "--role", "content")

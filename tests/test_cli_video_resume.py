@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.unit
 def test_an_odd_size_is_rounded_up_to_even() -> None:
-    from style_engine.video_params import VideoGatysParams, VideoITNParams
+    from style_engine.video.params import VideoGatysParams, VideoITNParams
 
     assert VideoGatysParams(size=33).size == 34
     assert VideoITNParams(model="starry", size=49).size == 50

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from style_engine.batched_gatys import stylize_batch
-from style_engine.compiled_objective import clear_objectives
+from style_engine.gatys.batched import stylize_batch
+from style_engine.gatys.compiled_objective import clear_objectives
 from style_engine.params import GatysParams
 
 pytestmark = pytest.mark.unit

@@ -63,7 +63,7 @@ def test_a_film_is_planned_into_segments_rendered_once_each_and_assembled_once(p
     from db.models import Artifact, Job, Run
     from flows.video import stylize_video
     from style_engine.params import parse_params
-    from style_engine.video import ruder_gatys
+    from style_engine.video.ruder import ruder_gatys
     from tasks.video_io import probe_video, read_frames
 
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", segment_frames=SHOT_FRAMES)
@@ -151,7 +151,7 @@ def test_a_long_shot_is_chunked_and_each_chunk_continues_the_chain_of_the_one_be
     from db.segments import take_assembly
     from flows.video import stylize_video
     from style_engine.params import parse_params
-    from style_engine.video import ruder_gatys
+    from style_engine.video.ruder import ruder_gatys
     from tasks.video_io import probe_video, read_frames
 
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}", segment_frames=3)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from style_engine.errors import InvalidInputError
-from style_engine.flow import check_flow_method, compute_flow, consistency_mask, flow_pair, read_flo, warp, warp_array
+from style_engine.video.flow import check_flow_method, compute_flow, consistency_mask, flow_pair, read_flo, warp, warp_array
 
 pytestmark = pytest.mark.unit
 

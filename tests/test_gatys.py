@@ -10,7 +10,7 @@ from skimage import data
 
 from style_engine import color
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.gatys import FIRST_STEP, StyleTargetCache, level_budgets, stylize
+from style_engine.gatys.render import FIRST_STEP, StyleTargetCache, level_budgets, stylize
 from style_engine.methods import run_method
 from style_engine.params import GatysParams
 

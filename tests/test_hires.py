@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from style_engine.gatys import stylize
-from style_engine.gatys_objective import level_sizes
+from style_engine.gatys.render import stylize
+from style_engine.gatys.objective import level_sizes
 from style_engine.losses import balanced_layer_weights, gram, layer_distances
 from style_engine.params import MULTISCALE_ABOVE, GatysParams, multiscale_enabled
 from style_engine.style_distance import STYLE_DIST_LAYERS, layer_ratios, style_dist

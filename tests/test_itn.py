@@ -12,10 +12,10 @@ from PIL import Image
 from style_engine import color
 from style_engine.errors import InvalidInputError
 from style_engine.images import image_to_tensor
-from style_engine.itn import build_network, network_from_state, stylize_images, stylize_one
-from style_engine.itn_export import OnnxRunner, export_onnx, export_torchscript
-from style_engine.itn_params import ITNParams, ITNTrainParams
-from style_engine.itn_train import (
+from style_engine.itn.network import build_network, network_from_state, stylize_images, stylize_one
+from style_engine.itn.export import OnnxRunner, export_onnx, export_torchscript
+from style_engine.itn.params import ITNParams, ITNTrainParams
+from style_engine.itn.train import (
     CropSampler,
     TrainingDivergedError,
     perceptual_network,
@@ -98,7 +98,7 @@ def test_training_lowers_the_validation_loss_twofold(photos, style_image) -> Non
         on_validation=lambda step, losses: seen.append((step, losses)),
         on_step=lambda step, total, losses: steps.append(step),
     )
-    from style_engine.itn_train import _Loss, evaluate
+    from style_engine.itn.train import _Loss, evaluate
 
     untrained = evaluate(build_network("light", params.seed), _Loss(vgg, targets, params, result.layer_weights), validation)
     assert steps == list(range(1, 41))
@@ -207,8 +207,8 @@ def test_params_round_trip_and_reject_bad_values() -> None:
 
 def test_training_recipes_follow_the_device_and_yield_to_the_options_given() -> None:
     """Issue 22: `models train` with no option trains at the measured scale of the device it runs on."""
-    from style_engine.itn_params import ITNTrainParams
-    from style_engine.itn_recipes import TRAINING_RECIPES, with_recipe
+    from style_engine.itn.params import ITNTrainParams
+    from style_engine.itn.recipes import TRAINING_RECIPES, with_recipe
 
     on_cpu = ITNTrainParams.from_dict(with_recipe({}, "cpu"))
     assert (on_cpu.recipe, on_cpu.arch, on_cpu.crop, on_cpu.style_size, on_cpu.batch_size, on_cpu.style_weight,
@@ -227,7 +227,7 @@ def test_layer_balance_gives_every_style_layer_the_same_start_and_relu5_1_its_sh
     layer's term is 1/L on the training photos, as layer balance makes it in Gatys."""
     from dataclasses import replace
 
-    from style_engine.itn_train import photo_layer_distances, style_layer_weights
+    from style_engine.itn.train import photo_layer_distances, style_layer_weights
 
     five = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     params = ITNTrainParams(**TINY, steps=1, style_layers=five, balance_layers=True)

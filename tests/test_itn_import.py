@@ -21,7 +21,7 @@ from torch import nn
 
 from style_engine.errors import InvalidInputError
 from style_engine.images import image_to_tensor
-from style_engine.itn_import import read_network
+from style_engine.itn.importing import read_network
 from tests.fixtures.images import draw_strokes, skimage_image
 
 pytestmark = pytest.mark.unit
@@ -160,7 +160,7 @@ def test_an_onnx_graph_of_another_wiring_is_refused_even_when_every_shape_fits(f
 
 
 def test_a_file_of_another_layout_names_the_first_key_that_does_not_fit(foreign) -> None:
-    from style_engine.itn import build_network
+    from style_engine.itn.network import build_network
 
     with pytest.raises(InvalidInputError, match=r"^atelier\.pth: not a .*TransformerNet \('body\.0\.1\.weight' where 'conv1\.conv2d\.weight'"):
         read_network(saved(build_network("johnson", 0).state_dict()), "atelier.pth", file_format="pytorch")

@@ -169,7 +169,7 @@ def test_bad_models_are_refused_in_one_line(app, tmp_path: Path) -> None:
 
     from db.runs import ArtifactRecord
     from db.trained_models import record_model
-    from style_engine.itn import build_network
+    from style_engine.itn.network import build_network
 
     buffer = io.BytesIO()
     torch.save({"arch": "johnson", "model": build_network("light", 0).state_dict()}, buffer)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from style_engine.errors import InvalidInputError
-from style_engine.gatys_objective import level_sizes
+from style_engine.gatys.objective import level_sizes
 from style_engine.losses import blend_grams, content_loss, gram, style_loss, tv_loss
 from style_engine.params import DEFAULT_WEIGHTS, UNBALANCED_STYLE_WEIGHTS, GatysParams, NoopParams, parse_params
 

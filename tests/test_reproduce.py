@@ -90,13 +90,13 @@ def test_a_run_recorded_before_layer_balance_reproduces_unbalanced(gatys_artwork
 def test_a_tiled_render_is_made_again_in_its_recorded_tiles(atelier, tmp_path: Path, monkeypatch) -> None:
     """A render tiled for want of memory (here: its plan forced to 32 px tiles) reproduces on a
     machine where it fits whole: planned there, it would run whole and give other bytes."""
-    import style_engine.gatys
-    from style_engine.memory import forced_plan
+    import style_engine.gatys.render
+    from style_engine.gatys.memory import forced_plan
 
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")
     tiny_gatys_job(app, tmp_path, "iterations=6", "multiscale=false")
     with monkeypatch.context() as patch:
-        patch.setattr(style_engine.gatys, "plan_memory",
+        patch.setattr(style_engine.gatys.render, "plan_memory",
                       lambda params, content, *_: forced_plan(params, [content.size[::-1]], 32))
         artwork_id = run_pending_job(app)
     with app.workshop().catalog.reader() as session:

@@ -19,13 +19,13 @@ from PIL import Image
 from skimage import data
 
 from style_engine.errors import InvalidInputError
-from style_engine.gatys import stylize
+from style_engine.gatys.render import stylize
 from style_engine.images import image_to_tensor, resize_long_side
 from style_engine.losses import content_loss, gram, layer_distances
-from style_engine.memory import GIB, plan_render
+from style_engine.gatys.memory import GIB, plan_render
 from style_engine.params import DEFAULT_STYLE_LAYERS, GatysParams
 from style_engine.style_distance import style_dist
-from style_engine.tiled_objective import DEFAULT_HALO, EXACT_HALO, Terms, TilePlan, loss_and_gradient
+from style_engine.gatys.tiled_objective import DEFAULT_HALO, EXACT_HALO, Terms, TilePlan, loss_and_gradient
 from style_engine.vgg import VGGFeatures
 
 LAYERS = ("relu4_2", *DEFAULT_STYLE_LAYERS)
@@ -134,7 +134,7 @@ _PEAK_SCRIPT = textwrap.dedent("""
     import json, sys, torch
     sys.path.insert(0, {root!r})
     from tests.test_tiled_objective import _problem
-    from style_engine.tiled_objective import TilePlan, loss_and_gradient
+    from style_engine.gatys.tiled_objective import TilePlan, loss_and_gradient
     def rss(field):
         with open("/proc/self/status") as status:
             return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field))
@@ -179,7 +179,7 @@ def test_a_render_that_fits_stays_whole_and_one_that_does_not_is_tiled() -> None
 
 
 def test_only_jobs_that_fit_whole_batch() -> None:
-    from style_engine.batched_gatys import fits_whole
+    from style_engine.gatys.batched import fits_whole
 
     assert fits_whole(GatysParams(size=64), "cpu")
     assert not fits_whole(GatysParams(size=16384), "cpu")  # about 900 GiB whole: it runs alone, in tiles
@@ -188,7 +188,7 @@ def test_only_jobs_that_fit_whole_batch() -> None:
 def test_a_tiled_levels_style_grams_are_the_whole_style_images() -> None:
     """At a tiled level the style image (as large as the level) is run in tiles too; with the
     receptive field's halo its Grams are the whole image's to float precision."""
-    from style_engine.gatys_objective import Objective, StyleTargetCache
+    from style_engine.gatys.objective import Objective, StyleTargetCache
 
     params = GatysParams(size=256, precision="fp32", multiscale=False)
     vgg = VGGFeatures("caffe", ("relu4_2", *params.style_layers), "max", "cpu", "fp32")
@@ -201,7 +201,7 @@ def test_a_tiled_levels_style_grams_are_the_whole_style_images() -> None:
 
 def test_a_recorded_plan_is_followed_whatever_memory_is_free() -> None:
     """The plan a Run recorded gives the same pixels again; another plan gives other pixels."""
-    from style_engine.memory import RenderPlan
+    from style_engine.gatys.memory import RenderPlan
 
     content, style = Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())
     params = GatysParams(size=256, iterations=3, precision="fp32", multiscale=True)
@@ -215,7 +215,7 @@ def test_a_recorded_plan_is_followed_whatever_memory_is_free() -> None:
 
 
 def test_a_recorded_plan_that_does_not_fit_the_parameters_is_refused() -> None:
-    from style_engine.memory import RenderPlan
+    from style_engine.gatys.memory import RenderPlan
 
     params = GatysParams(size=96, multiscale=False)
     with pytest.raises(InvalidInputError, match="recorded tile plan has 2 levels; the parameters give 1"):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from style_engine.errors import InvalidInputError
 from style_engine.params import parse_params
-from style_engine.video import FrameOutput, Guide, ruder_gatys, stylize_frames, summarize
+from style_engine.video.ruder import FrameOutput, Guide, ruder_gatys, stylize_frames, summarize
 from tests.video_clips import panning_frames, texture
 
 pytestmark = pytest.mark.unit
@@ -114,7 +114,7 @@ class Blender:
 
 
 def test_multi_pass_sweeps_both_ways_steadies_the_clip_and_respects_cuts() -> None:
-    from style_engine.video import measure_clip, refine_passes
+    from style_engine.video.ruder import measure_clip, refine_passes
 
     frames = panning_frames(5, seed=2) + panning_frames(3, seed=9)
     rng = np.random.default_rng(1)
@@ -132,7 +132,7 @@ def test_multi_pass_sweeps_both_ways_steadies_the_clip_and_respects_cuts() -> No
 
 
 def test_extra_term_joins_the_objective_and_tolerance_stops_early() -> None:
-    from style_engine.gatys import TOLERANCE_WINDOW, ExtraTerm, stylize
+    from style_engine.gatys.render import TOLERANCE_WINDOW, ExtraTerm, stylize
     from style_engine.params import GatysParams
 
     content = Image.fromarray(texture(32, 32, seed=1))

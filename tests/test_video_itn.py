@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from style_engine.errors import InvalidInputError
-from style_engine.flow import consistency_mask
+from style_engine.video.flow import consistency_mask
 from style_engine.images import tensor_to_image
 from style_engine.params import parse_params
-from style_engine.video import Guide, summarize
-from style_engine.video_itn import StabilizedITN, itn_video
+from style_engine.video.ruder import Guide, summarize
+from style_engine.video.itn import StabilizedITN, itn_video
 from tests.video_clips import panning_frames
 
 pytestmark = pytest.mark.unit
@@ -101,7 +101,7 @@ def test_a_resumed_run_reproduces_the_same_frames() -> None:
 
 
 def test_a_real_network_runs_on_any_frame_size() -> None:
-    from style_engine.itn import build_network
+    from style_engine.itn.network import build_network
 
     frames = panning_frames(3, height=30, width=46)  # not multiples of 4
     outputs = list(itn_video(frames, build_network("light", 0).eval(), _params(size=46)))

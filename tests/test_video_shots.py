@@ -13,9 +13,9 @@ from PIL import Image
 
 from style_engine.errors import InvalidInputError
 from style_engine.params import parse_params
-from style_engine.shots import Segment, find_cuts, plan_segments, seam_errors, segment_overlap, stylize_segment
-from style_engine.video import FrameOutput, Guide, RuderGatys, fit_frame, stylize_clip
-from style_engine.video_itn import StabilizedITN
+from style_engine.video.shots import Segment, find_cuts, plan_segments, seam_errors, segment_overlap, stylize_segment
+from style_engine.video.ruder import FrameOutput, Guide, RuderGatys, fit_frame, stylize_clip
+from style_engine.video.itn import StabilizedITN
 from tests.test_video_itn import FlickeringNet
 from tests.video_clips import panning_frames, texture
 

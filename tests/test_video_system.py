@@ -64,7 +64,7 @@ def test_video_job_runs_once_per_video_records_its_run_and_resumes_after_a_crash
     from flows.video import stylize_video
     from style_engine.errors import TransientError
     from style_engine.params import parse_params
-    from style_engine.video import ruder_gatys
+    from style_engine.video.ruder import ruder_gatys
     from tasks.video_io import probe_video, read_frames
 
     app = atelier(f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'store'}")

@@ -28,7 +28,7 @@ from atelier.commands.jobs import add_matrix, print_matrix
 from atelier.console import USER_ERROR_EXIT, console, fail, quiet_tracebacks, user_errors
 from atelier.services.image_ingest import ImageRequest
 from atelier.services.job_requests import JobRequest
-from style_engine.itn_recipes import TRAINING_RECIPES
+from style_engine.itn.recipes import TRAINING_RECIPES
 
 if TYPE_CHECKING:
     from db.models import Image

@@ -148,7 +148,7 @@ def import_(
 
 def recipe_text(params: dict[str, Any]) -> str:
     """Where a model's parameters come from: `cpu recipe`, `gpu recipe, steps changed`, `imported`..."""
-    from style_engine.itn_recipes import TRAINING_RECIPES
+    from style_engine.itn.recipes import TRAINING_RECIPES
 
     if params.get("source") == "imported":
         return "imported"
@@ -208,7 +208,7 @@ def export(
     with user_errors():
         from atelier.services.outputs import refuse_input_as_output
         from storage.files import atomic_path
-        from style_engine.itn_export import export_onnx, export_torchscript
+        from style_engine.itn.export import export_onnx, export_torchscript
         from tasks.itn import load_model
 
         workshop = workshop_from_settings(device="cpu")
@@ -248,8 +248,8 @@ def stylize_with_model(
         from atelier.services.outputs import refuse_input_as_output
         from storage.files import atomic_path
         from style_engine.images import load_image, save_png
-        from style_engine.itn import stylize_images
-        from style_engine.itn_params import ITNParams
+        from style_engine.itn.network import stylize_images
+        from style_engine.itn.params import ITNParams
 
         for target in targets:
             refuse_input_as_output(target, inputs)

@@ -24,7 +24,7 @@ from atelier.console import err_console, fail, user_errors
 from atelier.settings import get_settings
 
 if TYPE_CHECKING:
-    from style_engine.gatys import StyleResult
+    from style_engine.gatys.render import StyleResult
 
 PRESERVE_COLOR_CHOICES = ("luminance", "histogram", "histogram:cholesky", "histogram:pca")
 

@@ -99,7 +99,7 @@ def stylize_video(
         if method == "itn":
             stylizer, painter = _itn_stylizer(params, style or [], device or settings.device)
         else:
-            from style_engine.video import RuderGatys
+            from style_engine.video.ruder import RuderGatys
 
             style_images = [load_image(path, max_pixels=settings.max_image_pixels) for path in style or []]
             stylizer = RuderGatys(style_images, params, device=device or settings.device,  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ def request_training(
     from db.jobs import add_job
     from db.runs import reset_failed
     from db.trained_models import model_name_taken
-    from style_engine.itn_recipes import with_recipe
+    from style_engine.itn.recipes import with_recipe
     from style_engine.params import parse_params
 
     recipe = with_recipe(options, device_type)

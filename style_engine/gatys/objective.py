@@ -1,5 +1,5 @@
-"""The Gatys objective, and what the one-image optimizer (style_engine.gatys) and the batched one
-(style_engine.batched_gatys) share, so that a job optimizes the same thing either way.
+"""The Gatys objective, and what the one-image optimizer (style_engine.gatys.render) and the batched one
+(style_engine.gatys.batched) share, so that a job optimizes the same thing either way.
 
 A job's :class:`Objective` fixes the network, weights, images, blend and color mode; a
 :class:`Level` is that objective at one image size (coarse-to-fine runs several, each keeping the
@@ -29,7 +29,7 @@ from style_engine.errors import InvalidInputError
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
 from style_engine.losses import balanced_layer_weights, blend_grams, content_loss, gram, layer_distances, style_loss, tv_loss
 from style_engine.params import BASE_LEVEL_SIZE, GatysParams, multiscale_enabled
-from style_engine.tiled_objective import DEFAULT_HALO, EXACT_HALO, Terms, TilePlan, gram_pass, loss_and_gradient, values
+from style_engine.gatys.tiled_objective import DEFAULT_HALO, EXACT_HALO, Terms, TilePlan, gram_pass, loss_and_gradient, values
 from style_engine.vgg import VGGFeatures
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -275,7 +275,7 @@ class Level:
         self.content_work = (
             color.luminance_image(self.content_rgb)[:, :1].contiguous() if objective.luminance else self.content_rgb
         )
-        # A level larger than one tile is computed tile by tile (style_engine.tiled_objective).
+        # A level larger than one tile is computed tile by tile (style_engine.gatys.tiled_objective).
         self.plan = tile if tile is not None and max(self.shape) > tile.tile else None
         self.style_targets = objective.style_grams(size, self.plan.tile if self.plan else None)
         if self.plan is None:
@@ -337,7 +337,7 @@ class Level:
 
     def _tiled_losses(self, x: torch.Tensor, gradient: bool) -> tuple[torch.Tensor, dict[str, float]]:
         """:meth:`losses` of a level too large for one graph: the VGG terms come as values and a
-        pixel gradient from style_engine.tiled_objective, and join the total as a linear term in
+        pixel gradient from style_engine.gatys.tiled_objective, and join the total as a linear term in
         the pixels with that value and gradient, so the optimizer sees the same objective.
 
         The coarser levels' style terms run one at a time, each whole or in its own tiles, so
@@ -383,7 +383,7 @@ def build_levels(objective: Objective, extra: ExtraTerm | None = None, tiles: Se
                  halo: int = DEFAULT_HALO) -> list[Level]:
     """A job's levels, coarse to fine (:func:`level_sizes`), each keeping the coarser ones for their
     style terms; ``extra`` joins the final level only. ``tiles`` gives each level's tile size, cut
-    with ``halo`` px of context (None: whole; style_engine.memory.plan_render chooses them)."""
+    with ``halo`` px of context (None: whole; style_engine.gatys.memory.plan_render chooses them)."""
     sizes = level_sizes(objective.params)
     tiles = list(tiles) if tiles is not None else [None] * len(sizes)
     levels: list[Level] = []
@@ -427,7 +427,7 @@ def weighted_terms(
     """The weighted content, style and TV terms of one image (1, C, H, W).
 
     One definition for the single-image optimization and the batched one
-    (style_engine.compiled_objective maps it over a batch), so both optimize the same objective.
+    (style_engine.gatys.compiled_objective maps it over a batch), so both optimize the same objective.
     """
     return [
         ("content", weights["content_weight"] * content_loss(features, content_targets)),

@@ -1,10 +1,10 @@
 """Gatys style transfer for many contents that share a style, a size and the method's parameters.
 
-:func:`stylize_batch` is the batched twin of :func:`style_engine.gatys.stylize`: the same targets
+:func:`stylize_batch` is the batched twin of :func:`style_engine.gatys.render.stylize`: the same targets
 (built by the same ``Objective``/``Level`` code, style Grams computed once through the shared
 cache), the same levels and budgets, the same objective (``weighted_terms`` mapped over the
 batch), and an L-BFGS that keeps each image's history and line search its own
-(style_engine.batched_lbfgs). Images evaluate together in one VGG forward/backward.
+(style_engine.gatys.batched_lbfgs). Images evaluate together in one VGG forward/backward.
 
 Images batch only with images of the same pixel shapes at every level (contents of other aspect
 ratios run as their own batches), as many at once as the free memory holds. Each image's outcome is its own:
@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from style_engine.batched_lbfgs import minimize
-from style_engine.compiled_objective import BatchObjective, Compiler, default_compiler, objective_for, term_names
+from style_engine.gatys.batched_lbfgs import minimize
+from style_engine.gatys.compiled_objective import BatchObjective, Compiler, default_compiler, objective_for, term_names
 from style_engine.device import resolve_device
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.gatys_objective import (
+from style_engine.gatys.objective import (
     FIRST_STEP,
     Level,
     Objective,
@@ -45,7 +45,7 @@ from style_engine.gatys_objective import (
     resolve_precision,
 )
 from style_engine.images import long_side_size
-from style_engine.memory import available_bytes, batch_capacity, ensure_fits, gatys_bytes_per_image
+from style_engine.gatys.memory import available_bytes, batch_capacity, ensure_fits, gatys_bytes_per_image
 from style_engine.params import GatysParams
 from style_engine.vgg import VGGFeatures
 
@@ -266,7 +266,7 @@ class _BatchRun:
 
 
 def _stacked_targets(levels: list[Level]) -> tuple[Any, ...]:
-    """What :func:`style_engine.compiled_objective.batch_terms` takes after the images, for one level of
+    """What :func:`style_engine.gatys.compiled_objective.batch_terms` takes after the images, for one level of
     each image: content features, style Grams and style layer weights (each photo's own under layer
     balance), stacked along a batch dimension; then the same Grams and weights of each coarser level."""
     content = {name: torch.cat([level.content_targets[name] for level in levels]) for name in levels[0].content_targets}
@@ -285,7 +285,7 @@ def _stacked_style(levels: list[Level]) -> tuple[dict[str, torch.Tensor], dict[s
 
 def fits_whole(params: GatysParams, device: str | torch.device) -> bool:
     """Whether a job with ``params`` fits ``device`` untiled (a square image, the most any aspect ratio
-    needs). Only such jobs batch: a render that needs tiles (style_engine.tiled_objective) runs alone."""
+    needs). Only such jobs batch: a render that needs tiles (style_engine.gatys.tiled_objective) runs alone."""
     target = resolve_device(device)
     per_image = gatys_bytes_per_image(params, (params.size, params.size), resolve_precision(params.precision, target))
     return per_image <= available_bytes(target)

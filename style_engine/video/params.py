@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from style_engine.errors import InvalidInputError
-from style_engine.flow import FLOW_METHODS
+from style_engine.video.flow import FLOW_METHODS
 from style_engine.params import MAX_SIZE, METHOD_PARAMS, GatysParams, MethodParams, _choice, _int, _number
 
 # Temporal weight per VGG weight source, in the engine's own loss scale: the temporal term is the

@@ -10,7 +10,7 @@ spends exactly the evaluations the images would spend alone.
 
 The algorithm per image is textbook L-BFGS (Nocedal & Wright, Alg. 7.4 two-loop recursion) with
 a strong-Wolfe line search (Alg. 3.5 and 3.6, cubic interpolation). The first step moves the most
-sensitive pixel by ``first_step`` (the reason is in :mod:`style_engine.gatys`); later first
+sensitive pixel by ``first_step`` (the reason is in :mod:`style_engine.gatys.render`); later first
 trials are the unit step.
 
 An image whose loss or gradient turns non-finite is failed alone: its row is parked on its best

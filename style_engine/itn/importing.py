@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from style_engine.errors import InvalidInputError
-from style_engine.itn import ARCHITECTURES, Architecture, network_from_state
+from style_engine.itn.network import ARCHITECTURES, Architecture, network_from_state
 
 SOURCE_LAYOUT = "pytorch/examples fast_neural_style TransformerNet"
 FORMATS = ("pytorch", "onnx")

@@ -8,7 +8,7 @@ previous segment's last outputs it continues the chain exactly; without them the
 warm-up (see :func:`segment_overlap` and README, "Video").
 
 :func:`find_cuts` is the cheap planning pass: it runs on frames shrunk to ``size`` px and uses the
-frame loop's own cut measure (:func:`style_engine.video.photometric_similarity`, the share of pixels
+frame loop's own cut measure (:func:`style_engine.video.ruder.photometric_similarity`, the share of pixels
 whose flow is consistent and whose warp matches) for hard cuts, and colour histograms for
 dissolves, which change every frame too little for the flow test to notice.
 """
@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from style_engine.errors import InvalidInputError
-from style_engine.flow import check_flow_method
-from style_engine.video import ClipStylizer, FrameCallback, FrameReport, measure_clip, pair_similarity, stylize_clip
-from style_engine.video_params import VideoGatysParams, VideoParams
+from style_engine.video.flow import check_flow_method
+from style_engine.video.ruder import ClipStylizer, FrameCallback, FrameReport, measure_clip, pair_similarity, stylize_clip
+from style_engine.video.params import VideoGatysParams, VideoParams
 
 PLANNING_SIZE = 96  # px, long side of the frames the planning pass looks at
 HISTOGRAM_BINS = 8  # per RGB channel

@@ -3,10 +3,10 @@
 The figure is an estimate from the network's shape (activations kept for the backward pass, in
 the precision the VGG runs in) plus the optimizer's state (L-BFGS keeps ``2 * history`` vectors
 of the image's size). It is used twice: to plan, before any work, a render that cannot fit whole
-(tiles of the size the free memory holds, style_engine.tiled_objective; refused with a message
+(tiles of the size the free memory holds, style_engine.gatys.tiled_objective; refused with a message
 that names the size and the memory only when even its image-sized buffers do not fit); and to
 choose how many images a batch runs at once. It errs on the generous side; an out-of-memory error that still happens is handled
-by splitting the batch (style_engine.batched_gatys).
+by splitting the batch (style_engine.gatys.batched).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from style_engine.errors import InvalidInputError
-from style_engine.gatys_objective import level_sizes
+from style_engine.gatys.objective import level_sizes
 from style_engine.params import GatysParams
-from style_engine.tiled_objective import DEFAULT_HALO, GRID
+from style_engine.gatys.tiled_objective import DEFAULT_HALO, GRID
 from style_engine.vgg import LAYER_NAMES
 
 GIB = 1024**3

@@ -1,6 +1,6 @@
 """Fast style networks (Johnson et al. 2016): the image transformation network and its inference.
 
-A network is trained once per style (see :mod:`style_engine.itn_train`) and then stylizes any photo
+A network is trained once per style (see :mod:`style_engine.itn.train`) and then stylizes any photo
 in one forward pass. Layout (Johnson's, with the upsampling fix of Odena et al. 2016):
 
 * 9x9 convolution to ``c1`` channels, then stride-2 3x3 convolutions to ``c2`` and ``c3``;
@@ -12,7 +12,7 @@ in one forward pass. Layout (Johnson's, with the upsampling fix of Odena et al. 
 Every convolution is reflection-padded and followed (except the last) by instance normalization
 and a ReLU.
 
-Imported networks (:mod:`style_engine.itn_import`) have the same layout but another pixel
+Imported networks (:mod:`style_engine.itn.importing`) have the same layout but another pixel
 convention: ``pytorch/examples``' networks take pixels in [0, 255] and give an unbounded output
 read as [0, 255]. ``pixel_scale`` and ``output`` describe that convention inside the network, so
 every caller (jobs, video, exports) keeps seeing [0, 1] in and out.

@@ -30,10 +30,10 @@ from torch import nn
 from PIL import Image
 
 from style_engine.errors import InvalidInputError, OptimizationError
-from style_engine.gatys import resolve_precision
+from style_engine.gatys.render import resolve_precision
 from style_engine.images import image_to_tensor, resize_long_side
-from style_engine.itn import MIN_SIDE, TransformerNet, build_network
-from style_engine.itn_params import ITNTrainParams
+from style_engine.itn.network import MIN_SIDE, TransformerNet, build_network
+from style_engine.itn.params import ITNTrainParams
 from style_engine.losses import balanced_layer_weights, blend_grams, tv_loss
 from style_engine.vgg import VGGFeatures
 

@@ -2,8 +2,8 @@
 
 One entry point, :func:`stylize`: PIL images and a :class:`GatysParams` in, a
 :class:`StyleResult` out, progress through a callback. Nothing here touches files, the catalog
-or the network. The objective itself (targets, levels, terms) is style_engine.gatys_objective,
-shared with the batched optimizer (style_engine.batched_gatys).
+or the network. The objective itself (targets, levels, terms) is style_engine.gatys.objective,
+shared with the batched optimizer (style_engine.gatys.batched).
 
 Speed choices (see DESIGN.md section 5): the VGG forward/backward runs channels_last, under
 bfloat16 autocast where the device has native bf16 (``precision="auto"``); Gram matrices and
@@ -21,7 +21,7 @@ from PIL import Image
 
 from style_engine.device import resolve_device
 from style_engine.errors import OptimizationError
-from style_engine.gatys_objective import (
+from style_engine.gatys.objective import (
     FIRST_STEP,
     ExtraTerm,
     Level,
@@ -39,7 +39,7 @@ from style_engine.gatys_objective import (
     resolve_precision,
 )
 from style_engine.images import long_side_size
-from style_engine.memory import RenderPlan
+from style_engine.gatys.memory import RenderPlan
 from style_engine.params import GatysParams
 from style_engine.vgg import VGGFeatures
 
@@ -73,7 +73,7 @@ def stylize(
     ``extra_term`` joins the objective at the final size. ``tolerance`` stops the final level
     early once the best loss fell by less than that fraction over the last
     ``TOLERANCE_WINDOW`` evaluations (video frames that start close to their optimum cost less).
-    ``tiles``: None plans the tiles from the free memory (style_engine.memory.plan_render), whole
+    ``tiles``: None plans the tiles from the free memory (style_engine.gatys.memory.plan_render), whole
     where the render fits; a :class:`RenderPlan` (a recorded run's) is followed as it is, so that
     the render is made again bit for bit whatever memory is free; a tile size (a multiple of 16 px)
     cuts every level larger than it into tiles of that size (to try tiling at small sizes).
@@ -122,7 +122,7 @@ def plan_memory(params: GatysParams, content: Image.Image, device: torch.device,
                 tile_size: int | None = None) -> RenderPlan:
     """Each level whole where it fits the free memory, else in tiles (refused only when even the
     image-sized buffers do not fit); ``tile_size`` forces the tiles."""
-    from style_engine.memory import available_bytes, forced_plan, plan_render
+    from style_engine.gatys.memory import available_bytes, forced_plan, plan_render
 
     shapes = [long_side_size(content.size, size)[::-1] for size in level_sizes(params)]
     if tile_size is not None:

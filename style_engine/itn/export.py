@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from style_engine.itn import TransformerNet
+from style_engine.itn.network import TransformerNet
 
 ONNX_OPSET = 18
 

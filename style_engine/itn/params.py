@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from style_engine.errors import InvalidInputError
-from style_engine.itn import ARCHITECTURES
-from style_engine.itn_recipes import TRAINING_RECIPES
+from style_engine.itn.network import ARCHITECTURES
+from style_engine.itn.recipes import TRAINING_RECIPES
 from style_engine.params import METHOD_PARAMS, MAX_SIZE, MethodParams, _choice, _int, _layers, _number
 
 ITN_CONTENT_LAYERS = ("relu3_1",)

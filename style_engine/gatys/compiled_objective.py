@@ -1,7 +1,7 @@
 """The Gatys objective over a batch of images, with its gradient: eager, or compiled and cached.
 
 A batch evaluation is one VGG forward/backward over B images; the per-image terms are
-:func:`style_engine.gatys_objective.weighted_terms` mapped over the batch with ``torch.func.vmap``, so the
+:func:`style_engine.gatys.objective.weighted_terms` mapped over the batch with ``torch.func.vmap``, so the
 batched objective is, image for image, the one a job optimizes alone.
 
 Compiling (``torch.compile``; on CUDA with CUDA graphs, ``mode="reduce-overhead"``) removes the
@@ -22,7 +22,7 @@ from functools import cache, partial
 
 import torch
 
-from style_engine.gatys_objective import resize, weighted_style, weighted_terms
+from style_engine.gatys.objective import resize, weighted_style, weighted_terms
 from style_engine.vgg import VGGFeatures
 
 TERMS = ("total", "content", "style", "tv")
@@ -52,7 +52,7 @@ def batch_terms(
     style layer weights (B,) per layer: with layer balance each photo has its own. A coarse-to-fine
     level also keeps the coarser levels' style terms, on the image scaled down to each coarser
     shape (``coarse_targets[k]``, ``coarse_layer_weights[k]`` for ``coarse_shapes[k]``), averaged,
-    as :meth:`style_engine.gatys_objective.Level.losses` does for one image.
+    as :meth:`style_engine.gatys.objective.Level.losses` does for one image.
     """
     rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     features = vgg(rgb)
@@ -121,7 +121,7 @@ class BatchObjective:
                 try:
                     return self._value_and_grad(self._function, x, *targets)
                 except torch.OutOfMemoryError:
-                    raise  # the batch splits (style_engine.batched_gatys); eager would not fit either
+                    raise  # the batch splits (style_engine.gatys.batched); eager would not fit either
                 except Exception as exc:  # compile errors come in many types (dynamo, inductor, a C compiler)
                     self._fall_back(exc)
             return self._value_and_grad(self._eager, x, *targets)

@@ -1,14 +1,14 @@
 """Fast video: a trained style network on every frame, steadied along the optical flow.
 
 A feed-forward network paints each frame on its own, so its strokes flicker: tiny changes of the
-input move them. :class:`StabilizedITN` is a frame stylizer for :func:`style_engine.video.stylize_frames`
+input move them. :class:`StabilizedITN` is a frame stylizer for :func:`style_engine.video.ruder.stylize_frames`
 that blends each output with the previous *output* warped onto the frame,
 ``out = a * warped + (1 - a) * network(frame)`` with ``a = blend * mask``, where ``mask`` is Ruder's
 consistency mask of the flow (0 at disocclusions and motion boundaries). Where the flow is trusted the
 painting moves with the scene; where something new appears, the network paints it fresh. Blending with
 the previous output (not the previous network output) makes this an exponential moving average along
 the motion: a stroke persists over about 1 / (1 - blend) frames, which is also how long a flow error
-lingers as a ghost; hence the measured default in :mod:`style_engine.video_params`.
+lingers as a ghost; hence the measured default in :mod:`style_engine.video.params`.
 
 No training, no optimization: the cost per frame is one forward pass plus the flow.
 """
@@ -24,15 +24,15 @@ from PIL import Image
 
 from style_engine.device import resolve_device
 from style_engine.images import image_to_tensor, tensor_to_image
-from style_engine.itn import Network, stylize_tensor
-from style_engine.video import FrameCallback, FrameOutput, FrameReport, Guide, stylize_clip
-from style_engine.video_params import VideoITNParams
+from style_engine.itn.network import Network, stylize_tensor
+from style_engine.video.ruder import FrameCallback, FrameOutput, FrameReport, Guide, stylize_clip
+from style_engine.video.params import VideoITNParams
 
 
 class StabilizedITN:
     """The frame stylizer of fast video: the network's output, blended with ``guides[0]`` where trusted.
 
-    ``net`` is a :class:`~style_engine.itn.TransformerNet` or an exported copy (ONNX Runtime) taking
+    ``net`` is a :class:`~style_engine.itn.network.TransformerNet` or an exported copy (ONNX Runtime) taking
     (N, 3, H, W) pixels in [0, 1]. With ``stabilize`` False the guides are ignored (per-frame ITN).
     """
 

@@ -5,7 +5,7 @@ The loop (:func:`stylize_frames`) is independent of how one frame is stylized: i
 their trust masks (:class:`Guide`, closest first). :class:`RuderGatys` optimizes each frame from
 the warped previous result with a masked temporal loss; a feed-forward network would instead
 blends its output with ``guides[0]`` where the mask trusts the flow, through the same seam
-(:class:`style_engine.video_itn.StabilizedITN`).
+(:class:`style_engine.video.itn.StabilizedITN`).
 
 Frames and outputs are uint8 RGB arrays (H, W, 3). Outputs pass through uint8 before they feed
 the next frame, exactly as a checkpointed frame does, so that a run resumed from stored frames
@@ -26,10 +26,10 @@ from PIL import Image
 
 from style_engine.device import resolve_device
 from style_engine.errors import InvalidInputError
-from style_engine.flow import check_flow_method, consistency_mask, flow_pair, warp
-from style_engine.gatys import ExtraTerm, StepCallback, StyleTargetCache, stylize
+from style_engine.video.flow import check_flow_method, consistency_mask, flow_pair, warp
+from style_engine.gatys.render import ExtraTerm, StepCallback, StyleTargetCache, stylize
 from style_engine.images import image_to_tensor, resize_long_side, tensor_to_image
-from style_engine.video_params import VideoGatysParams, VideoParams
+from style_engine.video.params import VideoGatysParams, VideoParams
 
 PHOTOMETRIC_TOLERANCE = 0.1  # on [0, 1]: a warped pixel this close to the frame "matches" (cut detection)
 
@@ -102,7 +102,7 @@ def stylize_frames(
     """Stylize ``frames`` in order, yielding each output with its report as soon as it is done.
 
     ``shot_starts`` (indices into ``frames``, from a planning pass such as
-    :func:`style_engine.shots.find_cuts`) restart the chain exactly as frame 0 does, without
+    :func:`style_engine.video.shots.find_cuts`) restart the chain exactly as frame 0 does, without
     looking at the flow; the loop's own cut detection (``scene_cut``) still adds any it sees.
     ``finished`` are outputs of the first frames from an earlier, interrupted run: they are not
     recomputed, only fed to the chain (and measured). With ``temporal`` False only the closest
