@@ -16,8 +16,9 @@ photo (N evaluations, the default parameters at `--size`) with every network's s
 Gatys's: the acceptance of `models train` with no options, and the deep layers before and after.
 
 Usage (issue 22, layer balance; a few minutes a variant at 300 steps on one core):
-  PYTHONPATH=. python bench/itn_layers.py --steps 300 --variant unbalanced: \\
-      --variant balanced:balance_layers=true,style_layers=relu1_1+relu2_1+relu3_1+relu4_1+relu5_1,style_weight=7e5
+  PYTHONPATH=. python bench/itn_layers.py --steps 300 --variant balanced: \\
+      --variant unbalanced:balance_layers=false,style_layers=relu1_1+relu2_1+relu3_1+relu4_1,style_weight=5
+(the CPU recipe is the balanced one; the unbalanced variant is what it was before).
 """
 
 from __future__ import annotations

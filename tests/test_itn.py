@@ -212,7 +212,8 @@ def test_training_recipes_follow_the_device_and_yield_to_the_options_given() -> 
 
     on_cpu = ITNTrainParams.from_dict(with_recipe({}, "cpu"))
     assert (on_cpu.recipe, on_cpu.arch, on_cpu.crop, on_cpu.style_size, on_cpu.batch_size, on_cpu.style_weight,
-            on_cpu.precision) == ("cpu", "light", 128, 256, 4, 5.0, "fp32")
+            on_cpu.precision, on_cpu.balance_layers) == ("cpu", "light", 128, 256, 4, 7e5, "fp32", True)
+    assert on_cpu.style_layers[-1] == "relu5_1"  # the deep layer the balanced recipe brings in
     on_gpu = ITNTrainParams.from_dict(with_recipe({}, "cuda"))
     assert (on_gpu.recipe, on_gpu.arch, on_gpu.crop, on_gpu.steps) == ("gpu", "johnson", 256, TRAINING_RECIPES["gpu"]["steps"])
     assert with_recipe({}, "mps")["recipe"] == "cpu"

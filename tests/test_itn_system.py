@@ -81,7 +81,7 @@ def test_a_folder_without_a_usable_photo_is_refused_before_any_job_then_training
     assert model.name == "tiny" and model.method == "itn" and model.params["arch"] == "light"
     assert model.params["data"] == str(photos.resolve()) and model.params["steps"] == 4
     # Issue 22: on this CPU the CPU recipe fills what the options leave out, and the row says so.
-    assert model.params["recipe"] == "cpu" and model.params["style_weight"] == 5.0 and model.params["learning_rate"] == 1e-3
+    assert model.params["recipe"] == "cpu" and model.params["style_weight"] == 7e5 and model.params["balance_layers"] and model.params["learning_rate"] == 1e-3
     shown = app.cli("models", "show", "tiny").output
     assert "recipe" in shown and "cpu recipe, batch_size, crop, steps, style_size changed" in " ".join(shown.split())
     assert metrics["steps"] == 4 and metrics["resumed_from_step"] == 0

@@ -15,12 +15,17 @@ from style_engine.errors import InvalidInputError
 # option given overrides the recipe's value, and the job's parameters record both the values used
 # and the recipe's name. Figures: README, "Fast style networks", and bench/itn_acceptance.py.
 #  - cpu: half scale, so that an hour on a 2-core CPU buys a network of the acceptance quality
-#    (light network, 128 px crops, style Grams at 256 px, batch 4, style weight 5: at 30 the photo
-#    is lost at this scale). fp32: bf16 oneDNN convolutions made a step 3x slower.
+#    (light network, 128 px crops, style Grams at 256 px, batch 4: 17 minutes on this project's
+#    2-core VM). Layer balance with relu5_1 (weight 7e5, what the unbalanced weight 5 starts at,
+#    spread over five layers): at 1,500 steps on four held-out photos it halved the layers'
+#    geometric mean, lowered relu5_1 and raised SSIM on all four, for 1.29x the time a step; the
+#    summed style distance rose on two (still within 3x Gatys-300's). Unbalanced, style weight 30
+#    lost the photo at this scale. fp32: bf16 oneDNN convolutions made a step 3x slower.
 #  - gpu: full scale with Johnson's network and his 40,000 steps (16 minutes on an H200): at
 #    5,500 steps two of six held-out photos were still above 3x Gatys's style distance.
 TRAINING_RECIPES: dict[str, dict[str, Any]] = {
-    "cpu": {"arch": "light", "steps": 1500, "batch_size": 4, "crop": 128, "style_size": 256, "style_weight": 5.0,
+    "cpu": {"arch": "light", "steps": 1500, "batch_size": 4, "crop": 128, "style_size": 256, "style_weight": 7e5,
+            "balance_layers": True, "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
             "learning_rate": 1e-3, "precision": "fp32"},
     "gpu": {"arch": "johnson", "steps": 40_000, "batch_size": 8, "crop": 256, "style_size": 512, "style_weight": 30.0,
             "learning_rate": 1e-3, "precision": "auto", "checkpoint_every": 1000, "validate_every": 500},
