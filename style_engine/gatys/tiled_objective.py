@@ -206,9 +206,9 @@ def _whole(vgg: VGGFeatures, rgb: torch.Tensor, terms: Terms) -> tuple[float, fl
     content = 0.0
     if terms.content_targets:
         content_term = terms.content_weight * content_loss(features, terms.content_targets)
-        total, content = total + content_term, float(content_term)
+        total, content = total + content_term, float(content_term.detach())
     (gradient,) = torch.autograd.grad(total, image)
-    return float(style), content, gradient
+    return float(style.detach()), content, gradient
 
 
 def _gram_slope(gram: torch.Tensor, target: torch.Tensor, weight: float, shape: tuple[int, int], name: str) -> torch.Tensor:
