@@ -21,7 +21,10 @@ from tests.fixtures.prefect import catalog_rows, create_gallery_jobs, write_gall
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 LEASE_SECONDS = 10
-OUTAGE_S = sum(UNAVAILABLE_RETRY_DELAYS_S) + 4  # longer than the worker's own retries
+# Longer than the worker's own retries of a statement, twice over: the job's task is retried once
+# (task_retries=1) and that attempt retries its statements again; an outage shorter than both let
+# the retry find the catalog back, and the first batch end Completed (seen once in a full suite).
+OUTAGE_S = 2 * sum(UNAVAILABLE_RETRY_DELAYS_S) + 6
 
 
 @contextmanager
