@@ -144,6 +144,7 @@ def film_step_of(
 
 def open_run(workshop: Workshop, spec: JobSpec, ids: RunIds) -> int:
     """Open the Run of an attempt at held job `spec`, with what will make it (versions, device, host)."""
+    reset_peak_memory(workshop.device)
     return start_run(
         workshop.catalog,
         spec.id,
@@ -348,13 +349,35 @@ def record_failure(
         raise JobFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-def peak_memory(device: str) -> int | None:
-    """Peak accelerator memory of this process, where the device reports it."""
-    if not device.startswith("cuda"):
-        return None
-    import torch
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 
-    return int(torch.cuda.max_memory_allocated(torch.device(device)))
+
+def reset_peak_memory(device: str) -> None:
+    """Start a run's peak memory from what is in use now, so that a worker's Run records its own
+    peak, not the largest of every job the process ran before. On a CPU the peak is the process's
+    resident set (Linux: writing 5 to clear_refs resets its high-water mark). Jobs running beside it
+    in the same process (several GPU slots) share the count."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+    elif PROC_CLEAR_REFS.exists():
+        PROC_CLEAR_REFS.write_text("5")
+
+
+def peak_memory(device: str) -> int | None:
+    """This process's peak memory since the run started: the CUDA allocator's on a GPU, the
+    resident set's on a Linux CPU, None where neither is known (macOS, MPS)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(torch.device(device)))
+    if device == "cpu" and PROC_STATUS.exists():
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
 
 
 @contextmanager
