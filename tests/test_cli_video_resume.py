@@ -34,7 +34,7 @@ def test_ctrl_c_keeps_the_finished_frames_and_the_same_command_resumes_after_the
 
     frames = 12  # frame 0's checkpoint is the signal to interrupt: enough frames after it that
     # the interrupt always lands while work is left, however fast the machine (3 once raced it)
-    clip = write_clip(tmp_path / "clip.mp4", panning_frames(frames), fps=10)
+    write_clip(tmp_path / "clip.mp4", panning_frames(frames), fps=10)
     Image.fromarray(texture(64, 64, seed=5)).save(tmp_path / "style.png")
     command = [sys.executable, "-c", "from atelier.cli import app; app()", "stylize-video", "clip.mp4", "out.mp4",
                "--style", "style.png", "--size", "33", "--iterations", "2", "--frame-iterations", "15",
