@@ -22,7 +22,7 @@ from style_engine.errors import InvalidInputError
 from style_engine.gatys.render import stylize
 from style_engine.images import image_to_tensor, resize_long_side
 from style_engine.losses import content_loss, gram, layer_distances
-from style_engine.gatys.memory import GIB, plan_render
+from style_engine.gatys.memory import GIB, RenderPlan, plan_render
 from style_engine.params import DEFAULT_STYLE_LAYERS, GatysParams
 from style_engine.style_distance import style_dist
 from style_engine.gatys.tiled_objective import DEFAULT_HALO, EXACT_HALO, Terms, TilePlan, loss_and_gradient
@@ -53,7 +53,7 @@ def _whole(vgg: VGGFeatures, x: torch.Tensor, terms: Terms) -> tuple[float, torc
     loss = sum(w * distances[n] for n, w in terms.style_weights.items()) + content_loss(features, terms.content_targets)
     loss.backward()
     assert image.grad is not None
-    return float(loss), image.grad
+    return float(loss.detach()), image.grad
 
 
 def _compare(tiled: tuple[float, float, torch.Tensor], whole: tuple[float, torch.Tensor]) -> tuple[float, float, float]:
@@ -201,7 +201,6 @@ def test_a_tiled_levels_style_grams_are_the_whole_style_images() -> None:
 
 def test_a_recorded_plan_is_followed_whatever_memory_is_free() -> None:
     """The plan a Run recorded gives the same pixels again; another plan gives other pixels."""
-    from style_engine.gatys.memory import RenderPlan
 
     content, style = Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())
     params = GatysParams(size=256, iterations=3, precision="fp32", multiscale=True)
@@ -216,10 +215,19 @@ def test_a_recorded_plan_is_followed_whatever_memory_is_free() -> None:
 
 
 def test_a_recorded_plan_that_does_not_fit_the_parameters_is_refused() -> None:
-    from style_engine.gatys.memory import RenderPlan
 
     params = GatysParams(size=96, multiscale=False)
     with pytest.raises(InvalidInputError, match="recorded tile plan has 2 levels; the parameters give 1"):
         RenderPlan.from_record({"halo": 64, "lbfgs_history": 10, "levels": [{"tiles": 1}, {"tiles": 1}]}, params)
     with pytest.raises(InvalidInputError, match="recorded tile plan .*not a tile plan"):
         RenderPlan.from_record({"levels": [{"tiles": 1}]}, params)
+
+
+def test_a_recorded_plan_that_cannot_fit_here_is_refused_before_any_work() -> None:
+    """Replayed in other tiles it would give other bytes: said with the memory it needs instead."""
+
+    params = GatysParams(size=16384)
+    photo = Image.fromarray(data.astronaut())
+    with pytest.raises(InvalidInputError, match=r"size 16384 px \(16384x16384\) was rendered whole, which needs about "
+                                                r"[0-9.]+ GiB of cpu memory, but only [0-9.]+ GiB is free"):
+        stylize(photo, [photo], params, tiles=RenderPlan.whole(params))

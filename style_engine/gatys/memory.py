@@ -146,6 +146,28 @@ def plan_render(params: GatysParams, shapes: Sequence[tuple[int, int]], precisio
     return RenderPlan(tiles, history)
 
 
+def check_replay_fits(plan: RenderPlan, params: GatysParams, shapes: Sequence[tuple[int, int]], precision: str,
+                      available: int, device: torch.device) -> None:
+    """Refuse, before any work, a recorded plan whose final level cannot fit here (a render made
+    whole on a larger device, or in larger tiles): replayed in other tiles it would give other
+    bytes, so it is said, with the memory it needs, instead of failing out of memory midway."""
+    final, tile = shapes[-1], plan.tiles[-1]
+    if tile is None:
+        needed = gatys_bytes_per_image(params, final, precision)
+    else:
+        channels = 1 if params.preserve_color == "luminance" else 3
+        layers = tuple(params.content_layers) + tuple(params.style_layers)
+        pixels = final[0] * final[1]
+        needed = (optimizer_bytes(pixels, channels, plan.final_history) + TILED_PIXEL_BYTES * pixels
+                  + activation_bytes((tile + 2 * plan.halo) ** 2, layers, precision))
+    if needed > available:
+        cut = "whole" if tile is None else f"in {tile} px tiles"
+        raise InvalidInputError(
+            f"size {params.size} px ({final[1]}x{final[0]}) was rendered {cut}, which needs about {needed / GIB:.1f} GiB "
+            f"of {device.type} memory, but only {available / GIB:.1f} GiB is free; make it again on a device with that memory"
+        )
+
+
 def forced_plan(params: GatysParams, shapes: Sequence[tuple[int, int]], tile: int) -> RenderPlan:
     """Tiles of ``tile`` px at every level larger than that, with the tiled levels' usual history."""
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < GRID or tile % GRID:

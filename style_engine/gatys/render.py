@@ -82,7 +82,7 @@ def stylize(
     blend = check_inputs(styles, style_weights, style_keys, params, init_image)
     target_device = resolve_device(device)
     precision = resolve_precision(params.precision, target_device)
-    plan = tiles if isinstance(tiles, RenderPlan) else plan_memory(params, content, target_device, precision, tiles)
+    plan = plan_memory(params, content, target_device, precision, tiles)
     vgg = VGGFeatures(
         weights,
         tuple(params.content_layers) + tuple(params.style_layers),
@@ -119,14 +119,18 @@ def stylize(
 
 
 def plan_memory(params: GatysParams, content: Image.Image, device: torch.device, precision: str,
-                tile_size: int | None = None) -> RenderPlan:
+                tiles: RenderPlan | int | None = None) -> RenderPlan:
     """Each level whole where it fits the free memory, else in tiles (refused only when even the
-    image-sized buffers do not fit); ``tile_size`` forces the tiles."""
-    from style_engine.gatys.memory import available_bytes, forced_plan, plan_render
+    image-sized buffers do not fit); a tile size forces the tiles; a recorded plan is followed
+    where it fits, and refused with the memory it needs where it does not."""
+    from style_engine.gatys.memory import available_bytes, check_replay_fits, forced_plan, plan_render
 
     shapes = [long_side_size(content.size, size)[::-1] for size in level_sizes(params)]
-    if tile_size is not None:
-        return forced_plan(params, shapes, tile_size)
+    if isinstance(tiles, RenderPlan):
+        check_replay_fits(tiles, params, shapes, precision, available_bytes(device), device)
+        return tiles
+    if tiles is not None:
+        return forced_plan(params, shapes, tiles)
     return plan_render(params, shapes, precision, available_bytes(device), device)
 
 
