@@ -72,9 +72,24 @@ def optimizer_bytes(pixels: int, channels: int, history: int) -> int:
 
 def gatys_bytes_per_image(params: GatysParams, shape: tuple[int, int], precision: str) -> int:
     """:func:`bytes_per_image` for a Gatys job at ``shape`` (height, width) with ``params``."""
-    channels = 1 if params.preserve_color == "luminance" else 3
-    layers = tuple(params.content_layers) + tuple(params.style_layers)
-    return bytes_per_image(*shape, channels, layers, precision, params.lbfgs_history, len(level_sizes(params)) - 1)
+    return bytes_per_image(*shape, _optimized_channels(params), _vgg_layers(params), precision, params.lbfgs_history,
+                           len(level_sizes(params)) - 1)
+
+
+def _optimized_channels(params: GatysParams) -> int:
+    """Luminance transfer optimizes the Y channel alone."""
+    return 1 if params.preserve_color == "luminance" else 3
+
+
+def _vgg_layers(params: GatysParams) -> tuple[str, ...]:
+    return tuple(params.content_layers) + tuple(params.style_layers)
+
+
+def _tiled_buffer_bytes(params: GatysParams, shape: tuple[int, int], history: int) -> int:
+    """What a tiled render keeps at its final size beside one tile's graph: the optimizer's
+    vectors with ``history`` L-BFGS pairs and the other picture-sized buffers."""
+    pixels = shape[0] * shape[1]
+    return optimizer_bytes(pixels, _optimized_channels(params), history) + TILED_PIXEL_BYTES * pixels
 
 
 @dataclass(frozen=True)
@@ -104,8 +119,9 @@ class RenderPlan:
             plan = cls(tuple(levels), int(record["lbfgs_history"]), int(record["halo"]))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise InvalidInputError(f"recorded tile plan {dict(record)!r}: not a tile plan ({exc!r})") from None
-        if len(levels) != len(level_sizes(params)):
-            raise InvalidInputError(f"recorded tile plan has {len(levels)} levels; the parameters give {len(level_sizes(params))}")
+        expected = len(level_sizes(params))
+        if len(levels) != expected:
+            raise InvalidInputError(f"recorded tile plan has {len(levels)} levels; the parameters give {expected}")
         return plan
 
 
@@ -119,14 +135,12 @@ def plan_render(params: GatysParams, shapes: Sequence[tuple[int, int]], precisio
     level: 50 pairs are 1.2 KB per pixel, 40 GB at 8K, and at the same evaluations a short history
     costs little (README "Print sizes"); a coarser level's history is a fraction of that. Refuses, with the memory it would need, a render whose buffers alone do not fit.
     """
-    channels = 1 if params.preserve_color == "luminance" else 3
-    layers = tuple(params.content_layers) + tuple(params.style_layers)
+    layers = _vgg_layers(params)
     final = shapes[-1]
     if gatys_bytes_per_image(params, final, precision) <= available:
         return RenderPlan.whole(params)
     history = min(params.lbfgs_history, TILED_HISTORY)
-    pixels = final[0] * final[1]
-    buffers = optimizer_bytes(pixels, channels, history) + TILED_PIXEL_BYTES * pixels
+    buffers = _tiled_buffer_bytes(params, final, history)
     budget = int(HEADROOM * available) - buffers
     smallest = activation_bytes((MIN_TILE + 2 * DEFAULT_HALO) ** 2, layers, precision)
     if budget < smallest:
@@ -155,11 +169,8 @@ def check_replay_fits(plan: RenderPlan, params: GatysParams, shapes: Sequence[tu
     if tile is None:
         needed = gatys_bytes_per_image(params, final, precision)
     else:
-        channels = 1 if params.preserve_color == "luminance" else 3
-        layers = tuple(params.content_layers) + tuple(params.style_layers)
-        pixels = final[0] * final[1]
-        needed = (optimizer_bytes(pixels, channels, plan.final_history) + TILED_PIXEL_BYTES * pixels
-                  + activation_bytes((tile + 2 * plan.halo) ** 2, layers, precision))
+        needed = (_tiled_buffer_bytes(params, final, plan.final_history)
+                  + activation_bytes((tile + 2 * plan.halo) ** 2, _vgg_layers(params), precision))
     if needed > available:
         cut = "whole" if tile is None else f"in {tile} px tiles"
         raise InvalidInputError(
